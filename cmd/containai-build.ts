@@ -1,0 +1,17 @@
+/** containai-build: used in CI and by developers to make, sign and publish a release. */
+import { defineCommand } from 'citty';
+import { runCli } from '../lib/cli/main.ts';
+import { VERSION } from '../lib/version.ts';
+
+const main = defineCommand({
+  meta: {
+    name: 'containai-build',
+    version: VERSION,
+    description: 'Build, sign and publish a ContainAI release (profile, payload, bundle, SBOM, images).',
+  },
+  subCommands: {
+    profile: () => import('./build/profile.ts').then((m) => m.default),
+  },
+});
+
+await runCli(main, { version: VERSION });

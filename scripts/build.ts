@@ -1,0 +1,55 @@
+/**
+ * Builds dist/containai-build and dist/containai-host as single-file binaries.
+ *
+ * The binaries run as root on servers, so they must not read settings from the
+ * folder they happen to run in: .env and bunfig.toml autoloading are off.
+ * The version comes from CONTAINAI_BUILD_VERSION, else git describe, else package.json.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = join(import.meta.dir, '..');
+const ENTRIES = ['containai-build', 'containai-host'] as const;
+
+function gitDescribe(): string | undefined {
+  const result = Bun.spawnSync(['git', 'describe', '--tags', '--always', '--dirty'], { cwd: root, stderr: 'ignore' });
+  const text = result.stdout.toString().trim();
+  return result.exitCode === 0 && text ? text : undefined;
+}
+
+const version =
+  process.env.CONTAINAI_BUILD_VERSION || gitDescribe() || (await Bun.file(join(root, 'package.json')).json()).version;
+
+mkdirSync(join(root, 'dist'), { recursive: true });
+const only = process.argv.slice(2);
+const builds = ENTRIES.filter((name) => only.length === 0 || only.includes(name)).map(async (name) => {
+  const proc = Bun.spawn(
+    [
+      process.execPath,
+      'build',
+      '--compile',
+      '--minify',
+      // Bytecode halves start-up (about 35 ms to 16 ms): check-health runs from a timer every minute.
+      '--bytecode',
+      '--format=esm',
+      '--sourcemap=none',
+      '--no-compile-autoload-dotenv',
+      '--no-compile-autoload-bunfig',
+      '--no-compile-autoload-tsconfig',
+      '--no-compile-autoload-package-json',
+      `--define=__CONTAINAI_VERSION__=${JSON.stringify(version)}`,
+      join(root, 'cmd', `${name}.ts`),
+      '--outfile',
+      join(root, 'dist', name),
+    ],
+    { cwd: root, stdout: 'pipe', stderr: 'pipe' },
+  );
+  const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  if (code !== 0) {
+    process.stderr.write(out + err);
+    throw new Error(`bun build failed for ${name}`);
+  }
+  return name;
+});
+
+for (const name of await Promise.all(builds)) process.stderr.write(`built dist/${name} (${version})\n`);

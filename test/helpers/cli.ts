@@ -1,0 +1,72 @@
+/**
+ * Runs the compiled binaries in dist/ as a user would: argument arrays, a
+ * clean environment, and what they print and exit with.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const REPO_ROOT = join(import.meta.dir, '..', '..');
+export const DIST = join(REPO_ROOT, 'dist');
+export const SHARED = join(REPO_ROOT, '..', 'shared');
+
+export type BinaryName = 'containai-build' | 'containai-host';
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  stdin?: string;
+  /** Replace the environment entirely instead of adding to a minimal one. */
+  rawEnv?: boolean;
+}
+
+export function binaryPath(name: BinaryName): string {
+  const path = join(DIST, name);
+  if (!existsSync(path)) throw new Error(`${path} is missing: build it first with "bun scripts/build.ts" (test/run.sh does)`);
+  return path;
+}
+
+/** A minimal environment: no secrets or DOCKER_HOST leak in from the developer's shell. */
+export function baseEnv(): Record<string, string> {
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', TMPDIR: tmpdir() };
+}
+
+export async function run(name: BinaryName, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const env = options.rawEnv ? options.env : { ...baseEnv(), ...options.env };
+  const proc = Bun.spawn([binaryPath(name), ...args], {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: Object.fromEntries(Object.entries(env ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string>,
+    stdin: options.stdin !== undefined ? new TextEncoder().encode(options.stdin) : 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { code, stdout, stderr };
+}
+
+export const build = (args: string[], options?: RunOptions) => run('containai-build', args, options);
+export const host = (args: string[], options?: RunOptions) => run('containai-host', args, options);
+
+/** A temp folder removed after the test file (call in the test body; returns the path). */
+export function tempDir(prefix = 'cai-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function removeDir(path: string): void {
+  rmSync(path, { recursive: true, force: true });
+}
+
+/** Nothing printed may look like a JS stack trace or leak bundled source paths. */
+export function expectNoStack(text: string): void {
+  if (/\n\s+at .+\(.*:\d+:\d+\)|\/\$bunfs\//.test(text)) throw new Error(`output contains a stack trace:\n${text}`);
+}
