@@ -11,6 +11,12 @@ const main = defineCommand({
   },
   subCommands: {
     profile: () => import('./build/profile.ts').then((m) => m.default),
+    package: () => import('./build/package.ts').then((m) => m.default),
+    sbom: () => import('./build/sbom.ts').then((m) => m.default),
+    sign: () => import('./build/sign.ts').then((m) => m.default),
+    repack: () => import('./build/repack.ts').then((m) => m.default),
+    verify: () => import('./shared/verify.ts').then((m) => m.default),
+    images: () => import('./build/images.ts').then((m) => m.default),
   },
 });
 

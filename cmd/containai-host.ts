@@ -9,7 +9,15 @@ const main = defineCommand({
     version: VERSION,
     description: 'Install, verify, roll back and health-check ContainAI releases on a server.',
   },
-  subCommands: {},
+  subCommands: {
+    install: () => import('./host/install.ts').then((m) => m.default),
+    rollback: () => import('./host/rollback.ts').then((m) => m.default),
+    status: () => import('./host/status.ts').then((m) => m.default),
+    prune: () => import('./host/prune.ts').then((m) => m.default),
+    verify: () => import('./shared/verify.ts').then((m) => m.default),
+    'check-health': () => import('./host/check-health.ts').then((m) => m.default),
+    systemd: () => import('./host/systemd.ts').then((m) => m.default),
+  },
 });
 
 await runCli(main, { version: VERSION });
