@@ -42,7 +42,7 @@ const SAFE_VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
 export function assertSafeVersion(version: string | undefined, flag = '--version'): string {
   if (!version || !SAFE_VERSION.test(version) || version.includes('..')) {
-    throw new ContainaiError('USAGE', `${flag} "${version ?? ''}" is not a safe version name`, {
+    throw new ContainaiError('INPUT', `${flag} "${version ?? ''}" is not a safe version name`, {
       hint: 'use letters, digits, ".", "_", "+" and "-" only, e.g. v1.2.3 (no slashes, "..", or spaces)',
     });
   }
