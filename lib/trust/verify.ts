@@ -4,9 +4,33 @@
  * (payload.sigstore.json, pinned key) over an artifact, then the policy.
  * Trust comes only from the policy (compiled-in roots, --trusted-root,
  * --key, the trust dir), never from the files being verified.
+ *
+ * Each bundle is checked as a list of steps; the first that fails is the
+ * reason given. Several bundles (.jsonl lines, or an attestation and a key
+ * signature): the artifact passes when one of them satisfies the whole policy.
  */
-import { ContainaiError } from '../errors.ts';
-import type { TrustPolicy } from './policy.ts';
+import { createHash, createVerify, verify as verifySignature } from 'node:crypto';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { X509Certificate, dsse } from '@sigstore/core';
+import type { Bundle } from '@sigstore/bundle';
+import { HashAlgorithm } from '@sigstore/protobuf-specs';
+import { toSignedEntity } from '@sigstore/verify';
+import { PAYLOAD_ARCHIVE, PAYLOAD_SHA256 } from '../bundle/layout.ts';
+import { parseSingleSum, sha256File } from '../digest.ts';
+import { ContainaiError, describeCause } from '../errors.ts';
+import { parseStatement, readBundles, subjectMatches, type ArtifactDigests, type ParsedBundle } from './attestation.ts';
+import { certificateIdentity, repoName, type CertificateIdentity } from './certificate.ts';
+import { readPinnedKey, type PinnedKey } from './keys.ts';
+import {
+  expectedOwnerUri,
+  expectedRepoUri,
+  matchesSignerWorkflow,
+  namesSigner,
+  sameUri,
+  type TrustPolicy,
+} from './policy.ts';
+import { rootVerifier, trustDirFiles, trustedRoots, type RootVerifier } from './roots.ts';
 
 export interface Verdict {
   kind: 'attestation' | 'key' | 'unsigned';
@@ -32,15 +56,351 @@ export interface VerifyInput {
   signaturePath?: string;
 }
 
-/** The members of an unpacked bundle, by member name (lib/bundle/read.ts). */
+/** The members of an unpacked bundle, by member name, as lib/bundle/read.ts gives them. */
 export interface UnpackedBundleLike {
-  dir: string;
+  members: Partial<Record<string, string | undefined>>;
 }
 
-export async function verifyArtifact(_input: VerifyInput, _policy: TrustPolicy): Promise<Verdict> {
-  throw new ContainaiError('INTERNAL', 'verifyArtifact is not implemented yet');
+/** A check that failed for one bundle: the reason a person reads. */
+class Refusal extends Error {}
+
+interface Artifact extends ArtifactDigests {
+  path: string;
 }
 
-export async function verifyBundleMembers(_bundle: UnpackedBundleLike, _policy: TrustPolicy): Promise<Verdict> {
-  throw new ContainaiError('INTERNAL', 'verifyBundleMembers is not implemented yet');
+function artifactFrom(path: string, sha256: string): Artifact {
+  let sha512: Promise<string> | undefined;
+  return {
+    path,
+    sha256,
+    sha512: () => (sha512 ??= hashFile(path, 'sha512')),
+  };
+}
+
+async function hashFile(path: string, algorithm: string): Promise<string> {
+  const hash = createHash(algorithm);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** The roots and keys the policy trusts, loaded once per verification. */
+interface TrustContext {
+  policy: TrustPolicy;
+  roots: () => Promise<RootVerifier[]>;
+  keys: PinnedKey[];
+  /** Keys pinned in the trust dir but not counted because the policy names a signer. */
+  ignoredDirKeys: number;
+}
+
+async function trustContext(policy: TrustPolicy): Promise<TrustContext> {
+  const dirKeys = trustDirFiles(policy.trustDir, '.pub');
+  const countDirKeys = !namesSigner(policy);
+  const keys = await Promise.all([...policy.keyFiles, ...(countDirKeys ? dirKeys : [])].map(readPinnedKey));
+  let roots: Promise<RootVerifier[]> | undefined;
+  return {
+    policy,
+    keys,
+    ignoredDirKeys: countDirKeys ? 0 : dirKeys.length,
+    roots: () => (roots ??= trustedRoots(policy).then((list) => list.map(rootVerifier))),
+  };
+}
+
+/** Verifies any file against an attestation and/or a key-signed bundle, as `gh attestation verify F --bundle A` does. */
+export async function verifyArtifact(input: VerifyInput, policy: TrustPolicy): Promise<Verdict> {
+  if (!input.attestationPath && !input.signaturePath) {
+    throw new ContainaiError('USAGE', 'nothing to verify the artifact against', { hint: 'give --attestation FILE' });
+  }
+  const trust = await trustContext(policy);
+  const candidates: ParsedBundle[] = [];
+  if (input.attestationPath) candidates.push(...(await readBundles(input.attestationPath)));
+  if (input.signaturePath) candidates.push(...(await readBundles(input.signaturePath)));
+  const sha256 = await sha256FileOrRefuse(input.artifactPath);
+  return decide(candidates, artifactFrom(input.artifactPath, sha256), trust);
+}
+
+async function sha256FileOrRefuse(path: string): Promise<string> {
+  try {
+    return await sha256File(path);
+  } catch (err) {
+    throw new ContainaiError('NOT_FOUND', `cannot read ${path}: ${describeCause(err)}`, { cause: err });
+  }
+}
+
+/**
+ * A bundle as lib/bundle/read.ts unpacked it: payload.sha256 first, then the
+ * attestation (attestation.intoto.jsonl) or key signature (payload.sigstore.json)
+ * over payload.tar.gz. No attestation (missing or empty) is unsigned.
+ */
+export async function verifyBundleMembers(bundle: UnpackedBundleLike, policy: TrustPolicy): Promise<Verdict> {
+  const payloadPath = bundle.members[PAYLOAD_ARCHIVE];
+  if (!payloadPath) throw new ContainaiError('INPUT', `the bundle has no ${PAYLOAD_ARCHIVE}`);
+  const sha256 = await checkPayloadHash(bundle);
+  const attestationPath = signedMember(bundle.members['attestation.intoto.jsonl']);
+  const signaturePath = signedMember(bundle.members['payload.sigstore.json']);
+  if (!attestationPath && !signaturePath) {
+    if (policy.allowUnsigned) return { kind: 'unsigned', artifactSha256: sha256 };
+    throw new ContainaiError('VERIFY', 'the bundle is unsigned: it has no attestation.intoto.jsonl or payload.sigstore.json', {
+      hint: 'attest the release (gh attestation) or sign it (containai-build sign); --allow-unsigned accepts it for development only',
+    });
+  }
+  const trust = await trustContext(policy);
+  const candidates: ParsedBundle[] = [];
+  if (attestationPath) candidates.push(...(await readBundles(attestationPath, 'attestation.intoto.jsonl')));
+  if (signaturePath) candidates.push(...(await readBundles(signaturePath, 'payload.sigstore.json')));
+  return decide(candidates, artifactFrom(payloadPath, sha256), trust);
+}
+
+/** A member that is missing or empty (the placeholder package writes) carries no signature. */
+function signedMember(path: string | undefined): string | undefined {
+  if (!path || !existsSync(path)) return undefined;
+  return statSync(path).size === 0 ? undefined : path;
+}
+
+// Until lib/bundle/read.ts lands: the same check, payload.sha256 against payload.tar.gz.
+async function checkPayloadHash(bundle: UnpackedBundleLike): Promise<string> {
+  const sumPath = bundle.members[PAYLOAD_SHA256];
+  const payloadPath = bundle.members[PAYLOAD_ARCHIVE] as string;
+  if (!sumPath) throw new ContainaiError('INPUT', `the bundle has no ${PAYLOAD_SHA256}`);
+  const expected = parseSingleSum(await readFile(sumPath, 'utf8'), PAYLOAD_ARCHIVE, PAYLOAD_SHA256);
+  const actual = await sha256File(payloadPath);
+  if (actual !== expected) {
+    throw new ContainaiError('VERIFY', `${PAYLOAD_ARCHIVE} does not match ${PAYLOAD_SHA256} (sha256 ${actual})`, {
+      hint: 'the bundle was damaged or altered; download it again',
+    });
+  }
+  return actual;
+}
+
+async function decide(candidates: ParsedBundle[], artifact: Artifact, trust: TrustContext): Promise<Verdict> {
+  const failures: string[] = [];
+  for (const candidate of candidates) {
+    try {
+      const verdict = await verifyOne(candidate, artifact, trust);
+      return { ...verdict, bundleIndex: candidate.index };
+    } catch (err) {
+      if (!(err instanceof Refusal)) throw err;
+      failures.push(`${candidate.where}: ${err.message}`);
+    }
+  }
+  const shown = failures.length > 3 ? [...failures.slice(0, 3), `and ${failures.length - 3} more`] : failures;
+  throw new ContainaiError('VERIFY', `verification failed: ${shown.join('; ')}`, {
+    hint: hintFor(trust),
+    details: { failures },
+  });
+}
+
+function hintFor(trust: TrustContext): string {
+  const p = trust.policy;
+  const identity = [p.repo && `--repo ${p.repo}`, p.owner && `--owner ${p.owner}`, p.signerWorkflow && `--signer-workflow ${p.signerWorkflow}`]
+    .filter(Boolean)
+    .join(' ');
+  return `do not install this artifact; check that it was signed by ${identity || 'a pinned key'} (issuer ${p.certOidcIssuer}, predicate ${p.predicateType})`;
+}
+
+async function verifyOne(candidate: ParsedBundle, artifact: Artifact, trust: TrustContext): Promise<Omit<Verdict, 'bundleIndex'>> {
+  const { bundle } = candidate;
+  return bundle.verificationMaterial.content.$case === 'publicKey'
+    ? verifyKeySigned(bundle, artifact, trust)
+    : verifyCertificateSigned(bundle, artifact, trust);
+}
+
+// ---------------------------------------------------------------------------
+// Certificate (attestation) route: chain, log, timestamp via @sigstore/verify; then the policy.
+
+function leafCertificate(bundle: Bundle): X509Certificate {
+  const content = bundle.verificationMaterial.content;
+  const raw =
+    content.$case === 'certificate'
+      ? content.certificate.rawBytes
+      : content.$case === 'x509CertificateChain'
+        ? content.x509CertificateChain.certificates[0]?.rawBytes
+        : undefined;
+  if (!raw) throw new Refusal('the bundle carries no certificate');
+  try {
+    return X509Certificate.parse(Buffer.from(raw));
+  } catch {
+    throw new Refusal('the bundle certificate cannot be parsed');
+  }
+}
+
+async function verifyCertificateSigned(bundle: Bundle, artifact: Artifact, trust: TrustContext): Promise<Omit<Verdict, 'bundleIndex'>> {
+  const policy = trust.policy;
+  if (!namesSigner(policy)) {
+    throw new Refusal('an attestation counts only for a named signer: give --repo, --owner or --signer-workflow');
+  }
+  const roots = await trust.roots();
+  if (roots.length === 0) throw new Refusal('no trusted root to verify the certificate against (--no-public-good and no --trusted-root)');
+
+  // The content first where it is cheap and names the usual mistake (wrong file) precisely.
+  let predicateType: string | undefined;
+  let artifactBytes: Buffer | undefined;
+  if (bundle.content.$case === 'messageSignature') {
+    checkMessageDigest(bundle.content.messageSignature.messageDigest, artifact);
+    // @sigstore/verify checks a message signature over the bytes themselves.
+    artifactBytes = await readFile(artifact.path);
+  }
+
+  let entity;
+  try {
+    entity = toSignedEntity(bundle, artifactBytes);
+  } catch (err) {
+    throw new Refusal(`the bundle's verification material cannot be read: ${describeCause(err)}`);
+  }
+  const errors: unknown[] = [];
+  let verifiedBy: string | undefined;
+  for (const root of roots) {
+    try {
+      root.verifier.verify(entity);
+      verifiedBy = root.name;
+      break;
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  if (!verifiedBy) throw new Refusal(sigstoreFailure(errors));
+
+  const identity = certificateIdentity(leafCertificate(bundle));
+  checkIdentity(identity, policy);
+
+  if (bundle.content.$case === 'dsseEnvelope') {
+    predicateType = await checkStatement(bundle.content.dsseEnvelope.payloadType, bundle.content.dsseEnvelope.payload, artifact, policy);
+  }
+  return {
+    kind: 'attestation',
+    artifactSha256: artifact.sha256,
+    predicateType,
+    signer: {
+      sourceRepository: repoName(identity.sourceRepositoryUri),
+      sourceRepositoryOwner: repoName(identity.sourceRepositoryOwnerUri),
+      workflow: identity.subjectAlternativeName,
+      ref: identity.sourceRepositoryRef,
+      issuer: identity.issuer,
+    },
+  };
+}
+
+/** The identity policy, in the order a person checks it; exact or anchored matches only. */
+function checkIdentity(identity: CertificateIdentity, policy: TrustPolicy): void {
+  if (identity.issuer !== policy.certOidcIssuer) {
+    throw new Refusal(`certificate issuer ${show(identity.issuer)} is not ${policy.certOidcIssuer} (--cert-oidc-issuer)`);
+  }
+  if (policy.repo && !sameUri(identity.sourceRepositoryUri, expectedRepoUri(policy.repo))) {
+    throw new Refusal(`certificate source repository ${show(identity.sourceRepositoryUri)} is not ${expectedRepoUri(policy.repo)} (--repo)`);
+  }
+  if (policy.owner && !sameUri(identity.sourceRepositoryOwnerUri, expectedOwnerUri(policy.owner))) {
+    throw new Refusal(`certificate source repository owner ${show(identity.sourceRepositoryOwnerUri)} is not ${expectedOwnerUri(policy.owner)} (--owner)`);
+  }
+  if (policy.signerWorkflow && !matchesSignerWorkflow(identity.subjectAlternativeName, policy.signerWorkflow)) {
+    throw new Refusal(`certificate signer workflow ${show(identity.subjectAlternativeName)} is not ${policy.signerWorkflow}@<ref> (--signer-workflow)`);
+  }
+}
+
+const show = (v: string | undefined) => (v === undefined ? '(none)' : v);
+
+/** One line for why no root verified the bundle; a chain failure is reported only when nothing got further. */
+function sigstoreFailure(errors: unknown[]): string {
+  const lines = errors.map(describeSigstoreError);
+  return lines.find((l) => !l.startsWith('the certificate does not chain')) ?? lines[0] ?? 'not verified';
+}
+
+function describeSigstoreError(err: unknown): string {
+  const code = (err as { code?: string }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  const cause = (err as { cause?: unknown }).cause;
+  const causeMessage = cause instanceof Error ? cause.message : '';
+  switch (code) {
+    case 'CERTIFICATE_ERROR':
+      if (/expired|not valid/.test(causeMessage)) return 'the certificate was not valid at the time of signing';
+      if (/SCT/.test(message)) return `the certificate has no valid SCT from a trusted CT log (${message})`;
+      return 'the certificate does not chain to a trusted root';
+    case 'SIGNATURE_ERROR':
+      return 'the signature does not match the signed content (altered, or signed by another key)';
+    case 'TIMESTAMP_ERROR':
+      return `no verified signing time (${message})`;
+    case 'TLOG_ERROR':
+    case 'TLOG_INCLUSION_PROOF_ERROR':
+    case 'TLOG_INCLUSION_PROMISE_ERROR':
+    case 'TLOG_MISSING_INCLUSION_ERROR':
+    case 'TLOG_BODY_ERROR':
+      return `the transparency log entry does not verify (${message})`;
+    case 'PUBLIC_KEY_ERROR':
+      return `the signing key is not trusted (${message})`;
+    default:
+      return `the bundle does not verify (${message.split('\n')[0]})`;
+  }
+}
+
+async function checkStatement(payloadType: string, payload: Buffer, artifact: Artifact, policy: TrustPolicy): Promise<string> {
+  let statement;
+  try {
+    statement = parseStatement(payloadType, payload);
+  } catch (err) {
+    throw new Refusal(err instanceof Error ? err.message : String(err));
+  }
+  if (statement.predicateType !== policy.predicateType) {
+    throw new Refusal(`predicate type ${statement.predicateType} is not ${policy.predicateType} (--predicate-type)`);
+  }
+  if (!(await subjectMatches(statement, artifact))) {
+    throw new Refusal(`the artifact (sha256:${artifact.sha256}) is not a subject of the attestation`);
+  }
+  return statement.predicateType;
+}
+
+function checkMessageDigest(digest: { algorithm: HashAlgorithm; digest: Buffer } | undefined, artifact: Artifact): void {
+  if (!digest || digest.algorithm !== HashAlgorithm.SHA2_256) throw new Refusal('the message signature is not over a SHA-256 digest');
+  if (digest.digest.toString('hex') !== artifact.sha256) {
+    throw new Refusal(`the signature is for another artifact (signed sha256:${digest.digest.toString('hex')}, artifact sha256:${artifact.sha256})`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Key route: a pinned key, no log required.
+
+async function verifyKeySigned(bundle: Bundle, artifact: Artifact, trust: TrustContext): Promise<Omit<Verdict, 'bundleIndex'>> {
+  if (trust.keys.length === 0) {
+    throw new Refusal(
+      trust.ignoredDirKeys > 0
+        ? 'signed by a key, and the policy names a signer: a key signature counts only for a key given with --key'
+        : 'signed by a key, and no key is pinned (--key, or the trust dir)',
+    );
+  }
+  const hint = bundle.verificationMaterial.content.$case === 'publicKey' ? bundle.verificationMaterial.content.publicKey.hint : '';
+  // The hint only orders the search; every pinned key is tried and only a pinned key can pass.
+  const keys = [...trust.keys].sort((a, b) => Number(b.keyId === hint) - Number(a.keyId === hint));
+
+  if (bundle.content.$case === 'messageSignature') {
+    const { messageDigest, signature } = bundle.content.messageSignature;
+    checkMessageDigest(messageDigest, artifact);
+    for (const key of keys) {
+      if (await verifyMessage(artifact.path, key, signature)) {
+        return { kind: 'key', artifactSha256: artifact.sha256, signer: { keyId: key.keyId } };
+      }
+    }
+    throw new Refusal('the signature does not verify with any pinned key (altered, or signed by another key)');
+  }
+
+  const envelope = bundle.content.dsseEnvelope;
+  if (envelope.signatures.length !== 1) throw new Refusal('the DSSE envelope must carry exactly one signature');
+  const pae = dsse.preAuthEncoding(envelope.payloadType, envelope.payload);
+  const sig = (envelope.signatures[0] as { sig: Buffer }).sig;
+  const key = keys.find((k) => verifySignature(k.algorithm === 'ed25519' ? null : 'sha256', pae, k.key, sig));
+  if (!key) throw new Refusal('the signature does not verify with any pinned key (altered, or signed by another key)');
+  const predicateType = await checkStatement(envelope.payloadType, envelope.payload, artifact, trust.policy);
+  return { kind: 'key', artifactSha256: artifact.sha256, predicateType, signer: { keyId: key.keyId } };
+}
+
+/**
+ * A message signature is over the artifact's bytes. ECDSA streams them (a
+ * 200 MB payload is never held in memory); Ed25519 (pure EdDSA) cannot be
+ * streamed, so the bytes are read whole.
+ */
+async function verifyMessage(path: string, key: PinnedKey, signature: Buffer): Promise<boolean> {
+  try {
+    if (key.algorithm === 'ed25519') return verifySignature(null, await readFile(path), key.key, signature);
+    const verifier = createVerify('sha256');
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) verifier.update(chunk as Buffer);
+    return verifier.verify(key.key, signature);
+  } catch {
+    return false;
+  }
 }

@@ -1,0 +1,125 @@
+/**
+ * The trusted roots a verification may use, and nothing else: the public-good
+ * Sigstore root compiled into the binary (from @sigstore/tuf's seeds, so no
+ * network is needed), roots named with --trusted-root, and roots pinned in
+ * the trust dir. A trusted_root.json shipped inside a bundle is never here.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
+import { toTrustMaterial, Verifier, type TrustMaterial } from '@sigstore/verify';
+// Imported as JSON so `bun build --compile` embeds it; decoded only when used.
+import seeds from '@sigstore/tuf/seeds.json' with { type: 'json' };
+import { ContainaiError, describeCause } from '../errors.ts';
+import type { TrustPolicy } from './policy.ts';
+
+const PUBLIC_GOOD_TUF = 'https://tuf-repo-cdn.sigstore.dev';
+const TRUSTED_ROOT_MEDIA = /^application\/vnd\.dev\.sigstore\.trustedroot(\.v\d+\.\d+)?\+json(;version=\d+\.\d+)?$/;
+
+export interface NamedRoot {
+  /** Where it came from, for messages: "public-good", or the file. */
+  name: string;
+  root: TrustedRoot;
+}
+
+let publicGood: TrustedRoot | undefined;
+
+export function publicGoodRoot(): TrustedRoot {
+  if (!publicGood) {
+    const entry = (seeds as Record<string, { targets: Record<string, string> }>)[PUBLIC_GOOD_TUF];
+    const b64 = entry?.targets['trusted_root.json'];
+    if (!b64) throw new ContainaiError('INTERNAL', 'the compiled-in public-good trusted root is missing');
+    publicGood = TrustedRoot.fromJSON(JSON.parse(Buffer.from(b64, 'base64').toString('utf8')));
+  }
+  return publicGood;
+}
+
+export function parseTrustedRoot(text: string, source: string): TrustedRoot {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ContainaiError('INPUT', `${source} is not JSON`, { hint: 'a trusted root is a Sigstore trusted_root.json' });
+  }
+  const mediaType = (json as { mediaType?: unknown } | null)?.mediaType;
+  if (typeof json !== 'object' || json === null || Array.isArray(json) || typeof mediaType !== 'string' || !TRUSTED_ROOT_MEDIA.test(mediaType)) {
+    throw new ContainaiError('INPUT', `${source} is not a Sigstore trusted root (mediaType ${JSON.stringify(mediaType ?? null)})`, {
+      hint: 'a trusted root is a Sigstore trusted_root.json (application/vnd.dev.sigstore.trustedroot+json)',
+    });
+  }
+  try {
+    const root = TrustedRoot.fromJSON(json);
+    // Build the material once so that a bad key or certificate is reported here, not mid-verification.
+    toTrustMaterial(root);
+    return root;
+  } catch (err) {
+    throw new ContainaiError('INPUT', `${source} is not a valid trusted root: ${describeCause(err)}`, { cause: err });
+  }
+}
+
+async function readTrustedRootFile(path: string): Promise<NamedRoot> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ContainaiError('NOT_FOUND', `cannot read trusted root ${path}: ${describeCause(err)}`, { cause: err });
+  }
+  return { name: path, root: parseTrustedRoot(text, path) };
+}
+
+/**
+ * Files pinned in the trust dir, by extension. A missing dir pins nothing. When
+ * running as root, a file someone else could have written is refused: it would
+ * let that user decide what root installs.
+ */
+export function trustDirFiles(dir: string | undefined, ext: '.json' | '.pub'): string[] {
+  if (!dir || !existsSync(dir)) return [];
+  const asRoot = process.getuid?.() === 0;
+  const files = readdirSync(dir)
+    .filter((name) => name.endsWith(ext) && !name.startsWith('.'))
+    .sort()
+    .map((name) => join(dir, name));
+  if (asRoot) {
+    for (const path of [dir, ...files]) {
+      const st = statSync(path);
+      if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
+        throw new ContainaiError('PERMISSION', `${path} is not owned by root or is writable by others; refusing to trust it`, {
+          hint: `chown root:root ${path} && chmod go-w ${path}`,
+        });
+      }
+    }
+  }
+  return files;
+}
+
+/** Every root the policy trusts, in order: public good, --trusted-root, the trust dir. */
+export async function trustedRoots(policy: TrustPolicy): Promise<NamedRoot[]> {
+  const roots: NamedRoot[] = [];
+  if (policy.publicGood) roots.push({ name: 'public-good', root: publicGoodRoot() });
+  for (const path of policy.trustedRootFiles) roots.push(await readTrustedRootFile(path));
+  for (const path of trustDirFiles(policy.trustDir, '.json')) roots.push(await readTrustedRootFile(path));
+  return roots;
+}
+
+export interface RootVerifier {
+  name: string;
+  material: TrustMaterial;
+  verifier: Verifier;
+}
+
+/**
+ * One verifier per root, with the thresholds that root can meet: a log entry
+ * when it has transparency logs, an SCT when it has CT logs, and always one
+ * verified timestamp (log integration time or RFC 3161). Roots are never mixed:
+ * a certificate from one root is not helped by another root's log.
+ */
+export function rootVerifier({ name, root }: NamedRoot): RootVerifier {
+  const material = toTrustMaterial(root);
+  const verifier = new Verifier(material, {
+    tlogThreshold: material.tlogs.length > 0 ? 1 : 0,
+    ctlogThreshold: material.ctlogs.length > 0 ? 1 : 0,
+    timestampThreshold: 1,
+  });
+  return { name, material, verifier };
+}
