@@ -32,6 +32,11 @@ export const policyArgs = {
   'allow-unsigned': { type: 'boolean', description: 'DEVELOPMENT ONLY: accept a bundle with no signature or attestation' },
 } as const satisfies ArgsDef;
 
+/** Where a host's operator pins keys (*.pub) and trusted roots (*.json); root-owned, read on every verification. */
+export const trustDirArgs = {
+  'trust-dir': { type: 'string', description: 'folder of pinned keys (*.pub) and trusted roots (*.json)', default: '/etc/containai/trust', valueHint: 'DIR' },
+} as const satisfies ArgsDef;
+
 /** citty gives a repeated string flag as an array and a single one as a string. */
 export function listArg(value: unknown): string[] {
   if (value === undefined || value === null || value === '') return [];

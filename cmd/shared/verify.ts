@@ -1,10 +1,63 @@
 import { defineCommand } from 'citty';
-import { ContainaiError } from '../../lib/errors.ts';
+import { log, printJson } from '../../lib/cli/output.ts';
+import { ContainaiError, usageError } from '../../lib/errors.ts';
+import { policyFromArgs } from '../../lib/trust/policy.ts';
+import { verifyArtifact, type Verdict } from '../../lib/trust/verify.ts';
+import { jsonArgs, policyArgs, trustDirArgs } from '../_shared.ts';
 
-// Placeholder until issue 4 lands.
 export default defineCommand({
-  meta: { name: 'verify', description: 'Verify a bundle or an artifact offline: hashes, Sigstore attestations, pinned keys.' },
-  run() {
-    throw new ContainaiError('INTERNAL', 'verify is not implemented yet');
+  meta: {
+    name: 'verify',
+    description:
+      'Verify a bundle (payload.sha256, then its attestation or key signature) or any artifact against a Sigstore bundle, offline. Trust comes only from the compiled-in public-good root and what you pin.',
+  },
+  args: {
+    bundle: { type: 'string', description: 'a release bundle, containai-<version>.tar.gz', valueHint: 'FILE' },
+    artifact: { type: 'string', description: 'any file to verify (with --attestation)', valueHint: 'FILE' },
+    attestation: { type: 'string', description: 'Sigstore bundle(s) for --artifact: .jsonl (one per line) or one JSON document', valueHint: 'FILE' },
+    ...policyArgs,
+    ...trustDirArgs,
+    ...jsonArgs,
+  },
+  async run({ args }) {
+    const policy = policyFromArgs(args);
+    let verdict: Verdict;
+    let subject: string;
+    if (args.bundle && !args.artifact && !args.attestation) {
+      subject = args.bundle;
+      verdict = await verifyBundleFile(args.bundle, policy);
+    } else if (args.artifact && args.attestation && !args.bundle) {
+      subject = args.artifact;
+      verdict = await verifyArtifact({ artifactPath: args.artifact, attestationPath: args.attestation }, policy);
+    } else {
+      throw usageError('give either --bundle FILE, or --artifact FILE with --attestation FILE');
+    }
+    report(subject, verdict);
+    if (args.json) printJson({ ok: true, verified: subject, ...verdict });
   },
 });
+
+async function verifyBundleFile(_path: string, _policy: ReturnType<typeof policyFromArgs>): Promise<Verdict> {
+  throw new ContainaiError('INTERNAL', 'verify --bundle waits for the bundle reader (lib/bundle/read.ts)');
+}
+
+function report(subject: string, v: Verdict): void {
+  if (v.kind === 'unsigned') {
+    log().warn(`${subject}: UNSIGNED, accepted only because of --allow-unsigned (sha256:${v.artifactSha256})`);
+    return;
+  }
+  const who =
+    v.kind === 'attestation'
+      ? `attestation by ${v.signer?.sourceRepository ?? 'unknown repository'}`
+      : `signature by pinned key ${v.signer?.keyId?.slice(0, 16)}…`;
+  const lines = [`verified ${subject}: ${who}`];
+  const row = (k: string, value: string | number | undefined) => value !== undefined && lines.push(`  ${k.padEnd(10)}${value}`);
+  row('workflow', v.signer?.workflow);
+  row('ref', v.signer?.ref);
+  row('issuer', v.signer?.issuer);
+  row('key', v.signer?.keyId);
+  row('predicate', v.predicateType);
+  row('artifact', `sha256:${v.artifactSha256}`);
+  if (v.bundleIndex !== undefined) row('bundle', `line ${v.bundleIndex + 1}`);
+  log().success(lines.join('\n'));
+}
