@@ -1,0 +1,296 @@
+/**
+ * Extracts a release payload under the policy of SPEC ("Archives are extracted
+ * under a policy"): the whole archive is refused at its first bad entry and
+ * dest is removed, so a refusal leaves nothing behind.
+ *
+ * How it stays safe while streaming:
+ * - dest is created here and is empty, and symlinks are created only after the
+ *   last entry, once every target has been resolved against every other link of
+ *   the archive. So while files are written no symlink exists under dest, and
+ *   no path can lead through one; an entry whose parent is a symlink of the
+ *   archive is refused outright.
+ * - Files are opened O_CREAT|O_EXCL|O_NOFOLLOW: never an existing file, never a link.
+ * - Every name is recorded (implicit parent folders too), so a name seen twice,
+ *   in any form, is refused before anything is written for it.
+ * - Sizes are checked on the header before the body is read, and the
+ *   decompressed stream is counted as it flows (a gzip bomb stops at the limit).
+ *
+ * fsync is left to the caller (install fsyncs once, after checking SHA256SUMS);
+ * the result lists every file, folder and link it needs for that.
+ */
+import { closeSync, constants, fchmodSync, mkdirSync, openSync, symlinkSync, writeSync, chmodSync } from 'node:fs';
+import { chmod, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ContainaiError, describeCause, isContainaiError } from '../errors.ts';
+import { checkLinkTarget, entryComponents, type ExtractLimits, HOSTILE_HINT, linkEscapes, PAYLOAD_LIMITS, quote } from './policy.ts';
+import { archiveError, type EntrySink, readTarGz, type TarHeader } from './tar.ts';
+
+export { type ExtractLimits, PAYLOAD_LIMITS } from './policy.ts';
+
+export interface ExtractedFile {
+  /** Relative to dest, "/"-separated. */
+  path: string;
+  size: number;
+  mode: number;
+  /** Hex SHA-256, computed while the file was written. */
+  sha256: string;
+}
+
+export interface ExtractResult {
+  files: ExtractedFile[];
+  directories: string[];
+  symlinks: Array<{ path: string; target: string }>;
+  /** Sum of the files' sizes. */
+  bytes: number;
+}
+
+export interface ExtractOptions {
+  limits?: ExtractLimits;
+  /** The archive must hold exactly this one top folder; its contents land directly in dest. */
+  topFolder?: string;
+  /** Compressed bytes read so far (for a progress bar over the archive's size). */
+  onBytes?: (n: number) => void;
+}
+
+const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/**
+ * Group and other never get write: a root-owned release that a local user
+ * could modify would be a privilege escalation. setuid/setgid/sticky are
+ * refused before this mask applies.
+ */
+const MODE_MASK = 0o755;
+
+type Node = 'file' | 'dir' | 'implicit-dir' | 'symlink';
+
+const KIND_WORDS: Record<string, string> = {
+  hardlink: 'a hardlink (a release never holds hardlinks)',
+  'char-device': 'a character device',
+  'block-device': 'a block device',
+  fifo: 'a FIFO',
+};
+
+export async function extractTarGz(archivePath: string, dest: string, options: ExtractOptions = {}): Promise<ExtractResult> {
+  const limits = options.limits ?? PAYLOAD_LIMITS;
+  const label = archiveLabel(archivePath);
+  try {
+    mkdirSync(dest, 0o755);
+  } catch (err) {
+    // Not ours: never remove it.
+    throw new ContainaiError('ARCHIVE', `cannot create the extraction folder ${dest}: ${describeCause(err)}`, {
+      hint: 'the folder must not exist yet and its parent must be writable',
+      cause: err,
+    });
+  }
+  const extraction = new Extraction(dest, label, limits, options.topFolder);
+  try {
+    chmodSync(dest, 0o755);
+    await readTarGz(archivePath, extraction, {
+      maxStreamBytes: limits.maxTotalBytes,
+      onBytes: options.onBytes,
+      label,
+    });
+    return extraction.finish();
+  } catch (err) {
+    extraction.abort();
+    await removeTree(dest);
+    if (isContainaiError(err)) throw err;
+    throw new ContainaiError('ARCHIVE', `${label}: cannot extract ${quote(extraction.currentEntry)}: ${describeCause(err)}`, {
+      hint: /ENOSPC|EDQUOT/.test(describeCause(err)) ? 'free disk space under the install root and retry' : 'check the destination filesystem',
+      cause: err,
+    });
+  }
+}
+
+function archiveLabel(path: string): string {
+  return path.split('/').pop() || path;
+}
+
+/** The visitor: policy checks on each header, then the file written straight from the stream. */
+class Extraction {
+  private readonly nodes = new Map<string, Node>([['', 'dir']]);
+  private readonly files: ExtractedFile[] = [];
+  /** Every folder created, with the mode it gets at the end; insertion order is creation order. */
+  private readonly directories = new Map<string, number>();
+  private readonly links = new Map<string, string>();
+  private readonly linkList: Array<{ path: string; parts: string[]; target: string }> = [];
+  private entries = 0;
+  private bytes = 0;
+  private sawTop = false;
+  private openFd: number | undefined;
+  private lastParent = '';
+  currentEntry = '';
+
+  constructor(
+    private readonly dest: string,
+    private readonly label: string,
+    private readonly limits: ExtractLimits,
+    private readonly topFolder: string | undefined,
+  ) {}
+
+  entry(header: TarHeader): EntrySink | undefined {
+    const { label, limits } = this;
+    this.currentEntry = header.path;
+    const q = quote(header.path);
+    if (++this.entries > limits.maxEntries) {
+      throw archiveError(`${label}: more than ${limits.maxEntries} entries (the limit for one release)`, HOSTILE_HINT);
+    }
+    if (header.kind !== 'file' && header.kind !== 'directory' && header.kind !== 'symlink') {
+      const what = KIND_WORDS[header.kind] ?? `an entry of unsupported tar type ${JSON.stringify(header.typeflag)}`;
+      throw archiveError(`${label}: entry ${q} is ${what}`, HOSTILE_HINT);
+    }
+    let parts = entryComponents(header.path, label, limits);
+    if (header.kind === 'file' && header.path.endsWith('/')) {
+      throw archiveError(`${label}: file entry ${q} has a name ending in "/"`, HOSTILE_HINT);
+    }
+    if (header.mode & 0o7000) {
+      const bits = [header.mode & 0o4000 ? 'setuid' : '', header.mode & 0o2000 ? 'setgid' : '', header.mode & 0o1000 ? 'sticky' : '']
+        .filter(Boolean)
+        .join('+');
+      throw archiveError(`${label}: entry ${q} has the ${bits} bit (mode ${header.mode.toString(8)})`, HOSTILE_HINT);
+    }
+    if (header.kind === 'file') {
+      if (header.size > limits.maxEntryBytes) {
+        throw archiveError(`${label}: entry ${q} declares ${header.size} bytes (limit ${limits.maxEntryBytes} per file)`, HOSTILE_HINT);
+      }
+      if (this.bytes + header.size > limits.maxTotalBytes) {
+        throw archiveError(`${label}: entry ${q} brings the release over ${limits.maxTotalBytes} bytes`, HOSTILE_HINT);
+      }
+    } else if (header.size !== 0) {
+      throw archiveError(`${label}: ${header.kind} entry ${q} carries ${header.size} bytes of data`, HOSTILE_HINT);
+    }
+
+    if (this.topFolder !== undefined) {
+      if (parts[0] !== this.topFolder) {
+        throw archiveError(`${label}: entry ${q} is outside the top folder "${this.topFolder}/"`, HOSTILE_HINT);
+      }
+      if (parts.length === 1) {
+        if (header.kind !== 'directory' || this.sawTop) {
+          throw archiveError(`${label}: entry ${q} is ${this.sawTop ? 'listed twice' : `a ${header.kind}, not the top folder`}`, HOSTILE_HINT);
+        }
+        this.sawTop = true;
+        return undefined;
+      }
+      parts = parts.slice(1);
+    } else if (parts.length === 0) {
+      if (header.kind !== 'directory') throw archiveError(`${label}: entry ${q} is not a folder`, HOSTILE_HINT);
+      return undefined; // "./": dest itself
+    }
+
+    const rel = parts.join('/');
+    this.claim(rel, parts, header);
+    const abs = join(this.dest, rel);
+    switch (header.kind) {
+      case 'directory':
+        if (this.nodes.get(rel) !== 'implicit-dir') mkdirSync(abs, 0o700);
+        this.nodes.set(rel, 'dir');
+        this.directories.set(rel, header.mode & MODE_MASK);
+        return undefined;
+      case 'symlink':
+        checkLinkTarget(header.path, header.linkpath, label, limits);
+        this.nodes.set(rel, 'symlink');
+        this.links.set(rel, header.linkpath);
+        this.linkList.push({ path: rel, parts, target: header.linkpath });
+        return undefined;
+      default:
+        this.nodes.set(rel, 'file');
+        return this.fileSink(abs, rel, header);
+    }
+  }
+
+  /** Checks the name is new and every parent is a folder (creating implicit ones), never a link or a file. */
+  private claim(rel: string, parts: string[], header: TarHeader): void {
+    const q = quote(header.path);
+    const existing = this.nodes.get(rel);
+    if (existing !== undefined && !(existing === 'implicit-dir' && header.kind === 'directory')) {
+      throw archiveError(`${this.label}: entry ${q} appears twice in the archive`, HOSTILE_HINT);
+    }
+    const parent = parts.length > 1 ? rel.slice(0, rel.length - (parts[parts.length - 1] as string).length - 1) : '';
+    if (parent === this.lastParent) return;
+    let prefix = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      prefix = i === 0 ? (parts[0] as string) : `${prefix}/${parts[i]}`;
+      const node = this.nodes.get(prefix);
+      if (node === 'dir' || node === 'implicit-dir') continue;
+      if (node === 'symlink') {
+        throw archiveError(`${this.label}: entry ${q} would be written through the symlink ${quote(prefix)}`, HOSTILE_HINT);
+      }
+      if (node === 'file') throw archiveError(`${this.label}: entry ${q} is inside ${quote(prefix)}, which is a file`, HOSTILE_HINT);
+      mkdirSync(join(this.dest, prefix), 0o700);
+      this.nodes.set(prefix, 'implicit-dir');
+      this.directories.set(prefix, 0o755);
+    }
+    this.lastParent = parent;
+  }
+
+  private fileSink(abs: string, rel: string, header: TarHeader): EntrySink {
+    const fd = openSync(abs, WRITE_FLAGS, 0o600);
+    this.openFd = fd;
+    const hasher = new Bun.CryptoHasher('sha256');
+    const mode = header.mode & MODE_MASK;
+    return {
+      write(chunk) {
+        hasher.update(chunk);
+        let off = 0;
+        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+      },
+      end: () => {
+        fchmodSync(fd, mode);
+        this.openFd = undefined;
+        closeSync(fd);
+        this.bytes += header.size;
+        this.files.push({ path: rel, size: header.size, mode, sha256: hasher.digest('hex') });
+      },
+    };
+  }
+
+  finish(): ExtractResult {
+    if (this.topFolder !== undefined && !this.sawTop && this.nodes.size === 1) {
+      throw archiveError(`${this.label}: the archive does not hold the top folder "${this.topFolder}/"`, HOSTILE_HINT);
+    }
+    if (this.entries === 0) throw archiveError(`${this.label}: the archive is empty`, HOSTILE_HINT);
+    for (const link of this.linkList) {
+      const reason = linkEscapes(link.parts, link.target, this.links);
+      if (reason) {
+        this.currentEntry = link.path;
+        throw archiveError(`${this.label}: symlink ${quote(link.path)} -> ${quote(link.target)} ${reason}`, HOSTILE_HINT);
+      }
+    }
+    for (const link of this.linkList) symlinkSync(link.target, join(this.dest, link.path));
+    // Deepest first, so a read-only folder is closed only after its contents exist.
+    const dirs = [...this.directories.keys()];
+    for (const dir of [...dirs].sort((a, b) => b.length - a.length)) chmodSync(join(this.dest, dir), this.directories.get(dir) as number);
+    return {
+      files: this.files,
+      directories: dirs,
+      symlinks: this.linkList.map((l) => ({ path: l.path, target: l.target })),
+      bytes: this.bytes,
+    };
+  }
+
+  abort(): void {
+    if (this.openFd !== undefined) {
+      try {
+        closeSync(this.openFd);
+      } catch {
+        // already closed
+      }
+      this.openFd = undefined;
+    }
+  }
+}
+
+/** rm -rf that also works without root when a folder was made read-only. */
+async function removeTree(dir: string): Promise<void> {
+  try {
+    await rm(dir, { recursive: true, force: true });
+  } catch {
+    await makeWritable(dir);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function makeWritable(dir: string): Promise<void> {
+  await chmod(dir, 0o700).catch(() => undefined);
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) if (entry.isDirectory()) await makeWritable(join(dir, entry.name));
+}

@@ -1,0 +1,98 @@
+import { afterAll, describe, expect, test } from 'bun:test';
+import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkPayloadHash, unpackBundle } from '../../lib/bundle/read.ts';
+import { ContainaiError } from '../../lib/errors.ts';
+import { buildTarGz, goodBundle, goodPayloadEntries, hostileBundles, sha256Hex, tarHeader } from '../helpers/archives.ts';
+import { removeDir, tempDir } from '../helpers/cli.ts';
+
+const roots: string[] = [];
+afterAll(() => roots.forEach(removeDir));
+
+function sandbox(bundle: Buffer) {
+  const root = tempDir('cai-bundle-');
+  roots.push(root);
+  const bundlePath = join(root, 'containai-v1.2.3.tar.gz');
+  writeFileSync(bundlePath, bundle);
+  return { root, bundlePath, dest: join(root, 'unpacked') };
+}
+
+async function expectRefused(bundle: Buffer, message: RegExp): Promise<ContainaiError> {
+  const box = sandbox(bundle);
+  const err = await unpackBundle(box.bundlePath, box.dest).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ContainaiError);
+  const error = err as ContainaiError;
+  expect(error.code).toBe('ARCHIVE');
+  expect(error.message).toMatch(message);
+  expect(error.hint).toBeTruthy();
+  expect(existsSync(box.dest)).toBe(false);
+  expect(readdirSync(box.root)).toEqual(['containai-v1.2.3.tar.gz']);
+  return error;
+}
+
+describe('unpackBundle', () => {
+  test('unpacks every member SPEC names and checks the payload hash', async () => {
+    const payload = buildTarGz(goodPayloadEntries());
+    const box = sandbox(
+      goodBundle(payload, { 'attestation.intoto.jsonl': '{}\n', 'payload.sigstore.json': '{}', 'trusted_root.json': '{}', cosign: 'bin' }),
+    );
+    const bundle = await unpackBundle(box.bundlePath, box.dest);
+    expect(bundle.dir).toBe(box.dest);
+    expect(Object.keys(bundle.members).sort()).toEqual([
+      'attestation.intoto.jsonl',
+      'cosign',
+      'payload.sha256',
+      'payload.sigstore.json',
+      'payload.tar.gz',
+      'trusted_root.json',
+    ]);
+    expect(readFileSync(bundle.members['payload.tar.gz'] as string).equals(payload)).toBe(true);
+    expect(bundle.members['payload.tar.gz']).toBe(join(box.dest, 'payload.tar.gz'));
+    expect(lstatSync(bundle.members.cosign as string).isFile()).toBe(true);
+    expect(await checkPayloadHash(bundle)).toBe(sha256Hex(payload));
+    // Without the hash recorded while unpacking, the file is read again.
+    expect(await checkPayloadHash({ dir: bundle.dir, members: bundle.members })).toBe(sha256Hex(payload));
+  });
+
+  test('a member other than those SPEC names is refused by name', () => expectRefused(hostileBundles.unknownMember(), /"install.sh" is not a member SPEC names/));
+  test('a nested path is refused', () => expectRefused(hostileBundles.nestedPath(), /"extra\/cosign" is a nested path/));
+  test('a path traversal member is refused', () => expectRefused(hostileBundles.traversalMember(), /"\.\.\/payload.sig" is a nested path/));
+  test('a missing payload.sha256', () => expectRefused(hostileBundles.missingSha256(), /lacks payload.sha256/));
+  test('a missing payload.tar.gz', () => expectRefused(hostileBundles.missingPayload(), /lacks payload.tar.gz/));
+  test('a member twice', () => expectRefused(hostileBundles.duplicateMember(), /"payload.tar.gz" appears twice/));
+  test('a symlink member', () => expectRefused(hostileBundles.symlinkMember(), /"payload.tar.gz" is a symlink, not a regular file/));
+  test('a folder member', () => expectRefused(hostileBundles.dirMember(), /"cosign\/" is a nested path|"cosign\/"/));
+  test('a truncated bundle', () => expectRefused(hostileBundles.truncated(), /truncated/));
+  test('garbage', () => expectRefused(hostileBundles.garbage(), /not valid gzip/));
+  test('a member over its size cap is refused on the header', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const huge = Buffer.concat([tarHeader({ name: 'payload.sig', typeflag: '0', size: 10 * 2 ** 20, mode: 0o644 })]);
+    await expectRefused(gzipSync(huge), /"payload.sig" declares 10485760 bytes \(limit 65536\)/);
+  });
+
+  test('payload.sha256 mismatch is a VERIFY error', async () => {
+    const box = sandbox(hostileBundles.shaMismatch());
+    const bundle = await unpackBundle(box.bundlePath, box.dest);
+    const err = await checkPayloadHash(bundle).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ContainaiError);
+    expect((err as ContainaiError).code).toBe('VERIFY');
+    expect((err as ContainaiError).message).toMatch(/payload.tar.gz does not match payload.sha256/);
+  });
+
+  test('a payload changed on disk after unpacking is caught when the hash is re-read', async () => {
+    const box = sandbox(goodBundle());
+    const bundle = await unpackBundle(box.bundlePath, box.dest);
+    writeFileSync(bundle.members['payload.tar.gz'] as string, 'tampered');
+    await expect(checkPayloadHash({ dir: bundle.dir, members: bundle.members })).rejects.toThrow(/does not match/);
+  });
+
+  test('a malformed payload.sha256 is refused', async () => {
+    const payload = buildTarGz(goodPayloadEntries());
+    const box = sandbox(buildTarGz([{ name: 'payload.tar.gz', body: payload }, { name: 'payload.sha256', body: 'not a sum\n' }]));
+    const bundle = await unpackBundle(box.bundlePath, box.dest);
+    await expect(checkPayloadHash(bundle)).rejects.toThrow(/payload.sha256 is malformed/);
+  });
+});
