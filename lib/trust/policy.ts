@@ -50,6 +50,14 @@ const url = z
   .string()
   .url('must be an https:// URL')
   .refine((v) => v.startsWith('https://'), 'must be an https:// URL');
+/** Path segments of a URL, or -1 when it is not one (a refine must never throw). */
+function urlSegments(v: string): number {
+  try {
+    return new URL(v).pathname.split('/').filter(Boolean).length;
+  } catch {
+    return -1;
+  }
+}
 const nonEmptyPath = z.string().min(1, 'must name a file');
 
 const repoSchema = z.union([
@@ -57,10 +65,10 @@ const repoSchema = z.union([
     const [owner, repo, ...rest] = v.split('/');
     return rest.length === 0 && NAME.test(owner ?? '') && NAME.test(repo ?? '');
   }),
-  url.refine((v) => new URL(v).pathname.split('/').filter(Boolean).length === 2),
+  url.refine((v) => urlSegments(v) === 2),
 ], { error: 'must be OWNER/REPO' });
 
-const ownerSchema = z.union([z.string().regex(NAME), url.refine((v) => new URL(v).pathname.split('/').filter(Boolean).length === 1)], {
+const ownerSchema = z.union([z.string().regex(NAME), url.refine((v) => urlSegments(v) === 1)], {
   error: 'must be OWNER',
 });
 
@@ -69,7 +77,7 @@ const workflowSchema = z.union([
     const [owner, repo, ...path] = v.split('/');
     return !v.includes('://') && NAME.test(owner ?? '') && NAME.test(repo ?? '') && path.length > 0 && path.every((p) => p.length > 0 && p !== '..');
   }),
-  url.refine((v) => new URL(v).pathname.split('/').filter(Boolean).length >= 3),
+  url.refine((v) => urlSegments(v) >= 3),
 ], { error: 'must be OWNER/REPO/PATH, e.g. acme/app/.github/workflows/release.yml' });
 
 const listOfPaths = z

@@ -1,0 +1,299 @@
+/** lib/trust in-process: our own bundles (test CA + fake log, pinned keys), policy parsing, malformed input, keys. */
+import { afterAll, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ContainaiError } from '../../lib/errors.ts';
+import { loadSigningKey } from '../../lib/trust/keys.ts';
+import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
+import { signBlob } from '../../lib/trust/sign.ts';
+import { verifyArtifact, verifyBundleMembers, type Verdict } from '../../lib/trust/verify.ts';
+import { cosignEncryptedPem, keyDsseBundle, makeKeyPair, makeTestCA, sha256Hex, statement, writeKeyPair } from '../helpers/signing.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'cai-trust-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const emptyTrustDir = mkdtempSync(join(dir, 'trust-'));
+
+let n = 0;
+function file(content: string | Buffer, nameHint = 'f'): string {
+  const path = join(dir, `${nameHint}-${n++}`);
+  writeFileSync(path, content);
+  return path;
+}
+
+const ARTIFACT = Buffer.from('payload bytes\n');
+const artifactPath = file(ARTIFACT, 'artifact');
+const digest = sha256Hex(ARTIFACT);
+const ca = makeTestCA();
+const rootPath = file(JSON.stringify(ca.trustedRoot), 'root.json');
+
+function policy(args: Record<string, unknown> = {}): TrustPolicy {
+  return policyFromArgs({ 'trusted-root': rootPath, 'public-good': false, 'trust-dir': emptyTrustDir, repo: 'acme/widgets', ...args });
+}
+
+async function refusal(p: Promise<unknown>): Promise<ContainaiError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ContainaiError);
+    expect((err as ContainaiError).message).not.toContain('\n');
+    return err as ContainaiError;
+  }
+  throw new Error('expected a refusal');
+}
+
+const attest = (bundles: object[]) => file(bundles.map((b) => JSON.stringify(b)).join('\n') + '\n', 'att.jsonl');
+const verify = (attestationPath: string, p = policy(), artifact = artifactPath): Promise<Verdict> =>
+  verifyArtifact({ artifactPath: artifact, attestationPath }, p);
+
+describe('attestations from a test CA', () => {
+  test('a valid attestation verifies and says who signed', async () => {
+    const v = await verify(attest([ca.attest(digest)]));
+    expect(v).toMatchObject({
+      kind: 'attestation',
+      artifactSha256: digest,
+      predicateType: 'https://slsa.dev/provenance/v1',
+      bundleIndex: 0,
+      signer: { sourceRepository: 'acme/widgets', sourceRepositoryOwner: 'acme', ref: 'refs/tags/v1.0.0', issuer: 'https://token.actions.githubusercontent.com' },
+    });
+    expect(v.signer?.workflow).toBe('https://github.com/acme/widgets/.github/workflows/release.yml@refs/tags/v1.0.0');
+  });
+
+  test('a single JSON document works as well as .jsonl', async () => {
+    expect((await verify(file(JSON.stringify(ca.attest(digest), null, 2)))).kind).toBe('attestation');
+  });
+
+  test('the subject name does not matter; the digest decides', async () => {
+    const other = ca.attest(digest, { payload: statement(digest, undefined, 'renamed.tar.gz') });
+    expect((await verify(attest([other]))).kind).toBe('attestation');
+  });
+
+  test('a tampered payload (artifact) is refused', async () => {
+    const e = await refusal(verify(attest([ca.attest(digest)]), policy(), file('payload bytes!\n')));
+    expect(e.code).toBe('VERIFY');
+    expect(e.message).toContain('is not a subject of the attestation');
+  });
+
+  test('a tampered statement is refused', async () => {
+    const e = await refusal(verify(attest([ca.attest(digest, { tamperStatement: true })])));
+    expect(e.code).toBe('VERIFY');
+  });
+
+  test('a certificate outside its validity at signing time is refused', async () => {
+    const hour = 3600_000;
+    const e = await refusal(verify(attest([ca.attest(digest, { notBefore: new Date(Date.now() - 3 * hour), notAfter: new Date(Date.now() - 2 * hour) })])));
+    expect(e.message).toContain('not valid at the time of signing');
+  });
+
+  test('another CA (not pinned) is refused, and so is the public-good root alone', async () => {
+    const stranger = makeTestCA();
+    const e = await refusal(verify(attest([stranger.attest(digest)])));
+    expect(e.message).toMatch(/does not chain to a trusted root|transparency log/);
+    await refusal(verify(attest([ca.attest(digest)]), policyFromArgs({ repo: 'acme/widgets', 'trust-dir': emptyTrustDir })));
+  });
+
+  test.each([
+    [{ repo: 'acme/gadgets' }, '--repo'],
+    [{ repo: undefined, owner: 'evil' }, '--owner'],
+    [{ 'signer-workflow': 'acme/widgets/.github/workflows/other.yml' }, '--signer-workflow'],
+    [{ 'signer-workflow': 'acme/widgets/.github/workflows/release' }, '--signer-workflow'],
+    [{ 'signer-workflow': 'acme/widgets/.github/workflows/release.yml@refs/heads/main' }, '--signer-workflow'],
+    [{ 'cert-oidc-issuer': 'https://token.actions.githubusercontent.com/other' }, '--cert-oidc-issuer'],
+    [{ 'predicate-type': 'https://spdx.dev/Document' }, '--predicate-type'],
+  ])('policy %o is refused, naming %s', async (args, flag) => {
+    const e = await refusal(verify(attest([ca.attest(digest)]), policy(args)));
+    expect(e.message).toContain(`(${flag})`);
+  });
+
+  test('the signer workflow matches anchored, with any ref or the exact one', async () => {
+    for (const wf of ['acme/widgets/.github/workflows/release.yml', 'acme/widgets/.github/workflows/release.yml@refs/tags/v1.0.0', 'https://github.com/acme/widgets/.github/workflows/release.yml']) {
+      expect((await verify(attest([ca.attest(digest)]), policy({ 'signer-workflow': wf }))).kind).toBe('attestation');
+    }
+  });
+
+  test('a repository whose name only starts like the policy is refused (no prefix match)', async () => {
+    const e = await refusal(verify(attest([ca.attest(digest, { identity: { repo: 'acme/widgets-evil' } })])));
+    expect(e.message).toContain('(--repo)');
+  });
+
+  test('an attestation needs a named signer', async () => {
+    const e = await refusal(verify(attest([ca.attest(digest)]), policy({ repo: undefined })));
+    expect(e.message).toContain('--repo, --owner or --signer-workflow');
+  });
+
+  test('with several bundles, one that satisfies the whole policy is enough, and the verdict says which', async () => {
+    const path = attest([ca.attest(digest, { identity: { repo: 'acme/other' } }), ca.attest(digest, { predicateType: 'x' }), ca.attest(digest)]);
+    expect((await verify(path)).bundleIndex).toBe(2);
+    const e = await refusal(verify(attest([ca.attest(digest, { identity: { repo: 'acme/other' } }), ca.attest(digest, { predicateType: 'x' })])));
+    expect(e.message).toContain('line 1');
+    expect(e.message).toContain('line 2');
+  });
+});
+
+describe('key signatures', () => {
+  for (const kind of ['ecdsa', 'ed25519'] as const) {
+    test(`${kind}: payload.sigstore.json from sign verifies with the pinned key, and not with another`, async () => {
+      const pair = makeKeyPair(kind);
+      const paths = writeKeyPair(dir, `k-${kind}`, pair);
+      const signed = await signBlob(artifactPath, await loadSigningKey(paths.key));
+      const sig = file(JSON.stringify(signed.bundle), 'payload.sigstore.json');
+      const v = await verifyArtifact({ artifactPath, signaturePath: sig }, policy({ repo: undefined, key: paths.pub }));
+      expect(v).toMatchObject({ kind: 'key', artifactSha256: digest });
+      expect(v.signer?.keyId).toMatch(/^[0-9a-f]{64}$/);
+
+      const wrong = writeKeyPair(dir, `wrong-${kind}`, makeKeyPair(kind));
+      const e = await refusal(verifyArtifact({ artifactPath, signaturePath: sig }, policy({ repo: undefined, key: wrong.pub })));
+      expect(e.message).toContain('does not verify with any pinned key');
+
+      await refusal(verifyArtifact({ artifactPath: file('payload bytes?\n'), signaturePath: sig }, policy({ repo: undefined, key: paths.pub })));
+    });
+  }
+
+  test('a signature whose digest matches but whose signature is over other bytes is refused', async () => {
+    const pair = makeKeyPair('ecdsa');
+    const paths = writeKeyPair(dir, 'forge', pair);
+    const signed = await signBlob(file('other bytes'), await loadSigningKey(paths.key));
+    const bundle = signed.bundle as { messageSignature: { messageDigest: { digest: string } } };
+    bundle.messageSignature.messageDigest.digest = Buffer.from(digest, 'hex').toString('base64');
+    const e = await refusal(verifyArtifact({ artifactPath, signaturePath: file(JSON.stringify(bundle)) }, policy({ repo: undefined, key: paths.pub })));
+    expect(e.message).toContain('does not verify');
+  });
+
+  test('a key-signed DSSE statement verifies; a tampered one does not', async () => {
+    const pair = makeKeyPair('ecdsa');
+    const paths = writeKeyPair(dir, 'dsse', pair);
+    const bundle = keyDsseBundle(pair, statement(digest));
+    expect((await verify(file(JSON.stringify(bundle)), policy({ repo: undefined, key: paths.pub }))).kind).toBe('key');
+    const env = bundle.dsseEnvelope as { payload: string };
+    env.payload = statement(sha256Hex('something else')).toString('base64');
+    await refusal(verify(file(JSON.stringify(bundle)), policy({ repo: undefined, key: paths.pub })));
+  });
+
+  test('a key signature does not satisfy a policy that asks for an attestation (keys in the trust dir do not count then)', async () => {
+    const pair = makeKeyPair('ecdsa');
+    const trustDir = mkdtempSync(join(dir, 'trustdir-'));
+    writeFileSync(join(trustDir, 'release.pub'), pair.publicPem);
+    const paths = writeKeyPair(dir, 'onlyatt', pair);
+    const sig = file(JSON.stringify((await signBlob(artifactPath, await loadSigningKey(paths.key))).bundle));
+    // No signer named: the trust dir's key counts.
+    expect((await verifyArtifact({ artifactPath, signaturePath: sig }, policy({ repo: undefined, 'trust-dir': trustDir }))).kind).toBe('key');
+    // --repo names a signer: only an attestation from it, or a key on the command line, counts.
+    const e = await refusal(verifyArtifact({ artifactPath, signaturePath: sig }, policy({ 'trust-dir': trustDir })));
+    expect(e.message).toContain('a key signature counts only for a key given with --key');
+    expect((await verifyArtifact({ artifactPath, signaturePath: sig }, policy({ 'trust-dir': trustDir, key: paths.pub }))).kind).toBe('key');
+  });
+
+  test('no pinned key: refused', async () => {
+    const paths = writeKeyPair(dir, 'nokey', makeKeyPair('ecdsa'));
+    const sig = file(JSON.stringify((await signBlob(artifactPath, await loadSigningKey(paths.key))).bundle));
+    const e = await refusal(verifyArtifact({ artifactPath, signaturePath: sig }, policy({ repo: undefined })));
+    expect(e.message).toContain('no key is pinned');
+  });
+});
+
+describe('unpacked bundles', () => {
+  function members(extra: Record<string, string> = {}) {
+    return { members: { 'payload.tar.gz': artifactPath, 'payload.sha256': file(`${digest}  payload.tar.gz\n`), ...extra } };
+  }
+
+  test('the attestation over payload.tar.gz verifies', async () => {
+    const v = await verifyBundleMembers(members({ 'attestation.intoto.jsonl': attest([ca.attest(digest)]) }), policy());
+    expect(v.kind).toBe('attestation');
+  });
+
+  test('a payload that does not match payload.sha256 is refused before any signature is read', async () => {
+    const b = members({ 'attestation.intoto.jsonl': file('not even json') });
+    b.members['payload.sha256'] = file(`${'0'.repeat(64)}  payload.tar.gz\n`);
+    const e = await refusal(verifyBundleMembers(b, policy()));
+    expect(e.message).toContain('payload.sha256');
+  });
+
+  test('unsigned (missing or empty attestation) is refused unless allowed', async () => {
+    const e = await refusal(verifyBundleMembers(members(), policy()));
+    expect(e.message).toContain('unsigned');
+    await refusal(verifyBundleMembers(members({ 'attestation.intoto.jsonl': file('') }), policy()));
+    expect((await verifyBundleMembers(members(), policy({ 'allow-unsigned': true }))).kind).toBe('unsigned');
+  });
+
+  test("a trusted_root.json inside the bundle is never used: an attacker's own root and attestation are refused", async () => {
+    const attacker = makeTestCA();
+    const b = members({ 'attestation.intoto.jsonl': attest([attacker.attest(digest)]), 'trusted_root.json': file(JSON.stringify(attacker.trustedRoot)) });
+    await refusal(verifyBundleMembers(b, policy()));
+    await refusal(verifyBundleMembers(b, policyFromArgs({ repo: 'acme/widgets', 'trust-dir': emptyTrustDir })));
+  });
+});
+
+describe('malformed input: one clear line, INPUT', () => {
+  test.each([
+    ['not JSON', 'this is not json\n', 'not JSON'],
+    ['empty', '\n\n', 'empty'],
+    ['unknown media type', JSON.stringify({ mediaType: 'application/vnd.dev.sigstore.bundle+json;version=9.9', verificationMaterial: {} }), 'unknown bundle media type'],
+    ['missing verification material', JSON.stringify({ mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', dsseEnvelope: { payload: '', payloadType: 'x', signatures: [] } }), 'verification material'],
+    ['a JSON array', '[1,2]', 'not a Sigstore bundle'],
+    ['one bad line among good ones', `${JSON.stringify(ca.attest(digest))}\n{oops\n`, 'line 2: not JSON'],
+  ])('%s', async (_what, content, message) => {
+    const e = await refusal(verify(file(content)));
+    expect(e.code).toBe('INPUT');
+    expect(e.message).toContain(message);
+  });
+
+  test('a trusted root that is not one', async () => {
+    const e = await refusal(verify(attest([ca.attest(digest)]), policy({ 'trusted-root': file('{"hello":1}') })));
+    expect(e.code).toBe('INPUT');
+  });
+});
+
+describe('policy flags', () => {
+  test('defaults', () => {
+    expect(policyFromArgs({})).toMatchObject({ certOidcIssuer: 'https://token.actions.githubusercontent.com', predicateType: 'https://slsa.dev/provenance/v1', publicGood: true, allowUnsigned: false, trustedRootFiles: [], keyFiles: [] });
+    expect(policyFromArgs({ key: ['a.pub', 'b.pub'], 'trusted-root': 'r.json' })).toMatchObject({ keyFiles: ['a.pub', 'b.pub'], trustedRootFiles: ['r.json'] });
+  });
+
+  test('every malformed value is reported as a usage error, each as "--flag: message"', () => {
+    try {
+      policyFromArgs({ repo: 'not a repo', owner: 'a/b', 'signer-workflow': 'acme', 'cert-oidc-issuer': 'http://x' });
+      throw new Error('expected a usage error');
+    } catch (err) {
+      const e = err as ContainaiError;
+      expect(e.code).toBe('USAGE');
+      for (const flag of ['--repo:', '--owner:', '--signer-workflow:', '--cert-oidc-issuer:']) expect(e.message).toContain(flag);
+    }
+  });
+});
+
+describe('signing keys', () => {
+  const password = 'correct horse battery staple';
+
+  test('PKCS#8, SEC1 and cosign-encrypted keys all load to the same key', async () => {
+    const pair = makeKeyPair('ecdsa');
+    const ids = await Promise.all([
+      loadSigningKey(file(pair.privatePem)),
+      loadSigningKey(file(pair.sec1Pem as string)),
+      loadSigningKey(file(await cosignEncryptedPem(pair, password)), { COSIGN_PASSWORD: password }),
+      loadSigningKey('env://COSIGN_KEY', { COSIGN_KEY: await cosignEncryptedPem(pair, password), COSIGN_PASSWORD: password }),
+    ]);
+    expect(new Set(ids.map((k) => k.keyId)).size).toBe(1);
+  });
+
+  test('a wrong COSIGN_PASSWORD is one clear line', async () => {
+    const pem = await cosignEncryptedPem(makeKeyPair('ecdsa'), password);
+    const e = await refusal(loadSigningKey(file(pem), { COSIGN_PASSWORD: 'nope' }));
+    expect(e.message).toContain('wrong COSIGN_PASSWORD');
+    expect(e.message).not.toContain(password);
+  });
+
+  test('hostile scrypt parameters are refused before any work', async () => {
+    const pem = await cosignEncryptedPem(makeKeyPair('ecdsa'), password, { N: 1024, r: 8, p: 1 });
+    const doc = JSON.parse(Buffer.from(pem.split('\n').slice(1, -2).join(''), 'base64').toString());
+    doc.kdf.params.N = 2 ** 30;
+    const b64 = Buffer.from(JSON.stringify(doc)).toString('base64');
+    const e = await refusal(loadSigningKey(file(`-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n${b64}\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n`), { COSIGN_PASSWORD: password }));
+    expect(e.message).toContain('scrypt parameters');
+  });
+
+  test('RSA and P-384 keys are refused', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    expect((await refusal(loadSigningKey(file(p384)))).message).toContain('ECDSA P-256 or Ed25519');
+  });
+});
