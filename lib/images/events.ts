@@ -60,9 +60,10 @@ export function wrapEngineError(err: unknown, what: string, code: ErrorCode = 'E
   let detail: string;
   if (e?.json && typeof e.json === 'object' && e.json.message) detail = e.json.message;
   else if (typeof e?.json === 'string' && e.json.trim()) detail = e.json.trim();
-  else detail = describeCause(err);
+  // dockerode prefixes the engine's words with its own: "(HTTP code 400) unexpected - <message>".
+  else detail = describeCause(err).replace(/^\(HTTP code \d+\) [^-]*- /, '');
   const socketProblem = e?.code === 'ECONNREFUSED' || e?.code === 'ENOENT' || e?.code === 'EACCES';
-  return new ContainaiError(code, redact(`${what}: ${detail}`), {
+  return new ContainaiError(code, redact(`${what}: ${detail.trim()}`), {
     cause: err,
     hint:
       hint ??

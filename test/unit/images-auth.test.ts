@@ -61,6 +61,11 @@ describe('engine output', () => {
     expect(wrapped.message).toBe('push of image "proxy" failed: login with [REDACTED] failed');
   });
 
+  test("dockerode's own prefix is dropped so the engine's words come first", () => {
+    const err = new Error('(HTTP code 400) unexpected - dockerfile parse error line 1: unknown instruction: FORM ');
+    expect(wrapEngineError(err, 'image "a" failed to build').message).toBe('image "a" failed to build: dockerfile parse error line 1: unknown instruction: FORM');
+  });
+
   test('a reference splits at the tag, not at the registry port', () => {
     expect(splitReference('127.0.0.1:5000/team/containai-proxy:v1.2.3')).toEqual({ repository: '127.0.0.1:5000/team/containai-proxy', tag: 'v1.2.3' });
     expect(splitReference('127.0.0.1:5000/team/x')).toEqual({ repository: '127.0.0.1:5000/team/x', tag: 'latest' });
