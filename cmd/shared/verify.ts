@@ -1,8 +1,12 @@
 import { defineCommand } from 'citty';
 import { log, printJson } from '../../lib/cli/output.ts';
-import { ContainaiError, usageError } from '../../lib/errors.ts';
-import { policyFromArgs } from '../../lib/trust/policy.ts';
-import { verifyArtifact, type Verdict } from '../../lib/trust/verify.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { unpackBundle } from '../../lib/bundle/read.ts';
+import { usageError } from '../../lib/errors.ts';
+import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
+import { verifyArtifact, verifyBundleMembers, type Verdict } from '../../lib/trust/verify.ts';
 import { jsonArgs, policyArgs, trustDirArgs } from '../_shared.ts';
 
 export default defineCommand({
@@ -37,8 +41,15 @@ export default defineCommand({
   },
 });
 
-async function verifyBundleFile(_path: string, _policy: ReturnType<typeof policyFromArgs>): Promise<Verdict> {
-  throw new ContainaiError('INTERNAL', 'verify --bundle waits for the bundle reader (lib/bundle/read.ts)');
+/** Unpacks into a private temp folder (removed after), then payload.sha256 and the signature. */
+async function verifyBundleFile(path: string, policy: TrustPolicy): Promise<Verdict> {
+  const work = await mkdtemp(join(tmpdir(), 'containai-verify-'));
+  try {
+    const bundle = await unpackBundle(path, join(work, 'bundle'));
+    return await verifyBundleMembers(bundle, policy);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }
 
 function report(subject: string, v: Verdict): void {

@@ -16,8 +16,9 @@ import { X509Certificate, dsse } from '@sigstore/core';
 import type { Bundle } from '@sigstore/bundle';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
 import { toSignedEntity } from '@sigstore/verify';
-import { PAYLOAD_ARCHIVE, PAYLOAD_SHA256 } from '../bundle/layout.ts';
-import { parseSingleSum, sha256File } from '../digest.ts';
+import { PAYLOAD_ARCHIVE } from '../bundle/layout.ts';
+import { checkPayloadHash, type UnpackedBundle } from '../bundle/read.ts';
+import { sha256File } from '../digest.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { parseStatement, readBundles, subjectMatches, type ArtifactDigests, type ParsedBundle } from './attestation.ts';
 import { certificateIdentity, repoName, type CertificateIdentity } from './certificate.ts';
@@ -56,10 +57,6 @@ export interface VerifyInput {
   signaturePath?: string;
 }
 
-/** The members of an unpacked bundle, by member name, as lib/bundle/read.ts gives them. */
-export interface UnpackedBundleLike {
-  members: Partial<Record<string, string | undefined>>;
-}
 
 /** A check that failed for one bundle: the reason a person reads. */
 class Refusal extends Error {}
@@ -131,7 +128,7 @@ async function sha256FileOrRefuse(path: string): Promise<string> {
  * attestation (attestation.intoto.jsonl) or key signature (payload.sigstore.json)
  * over payload.tar.gz. No attestation (missing or empty) is unsigned.
  */
-export async function verifyBundleMembers(bundle: UnpackedBundleLike, policy: TrustPolicy): Promise<Verdict> {
+export async function verifyBundleMembers(bundle: UnpackedBundle, policy: TrustPolicy): Promise<Verdict> {
   const payloadPath = bundle.members[PAYLOAD_ARCHIVE];
   if (!payloadPath) throw new ContainaiError('INPUT', `the bundle has no ${PAYLOAD_ARCHIVE}`);
   const sha256 = await checkPayloadHash(bundle);
@@ -154,21 +151,6 @@ export async function verifyBundleMembers(bundle: UnpackedBundleLike, policy: Tr
 function signedMember(path: string | undefined): string | undefined {
   if (!path || !existsSync(path)) return undefined;
   return statSync(path).size === 0 ? undefined : path;
-}
-
-// Until lib/bundle/read.ts lands: the same check, payload.sha256 against payload.tar.gz.
-async function checkPayloadHash(bundle: UnpackedBundleLike): Promise<string> {
-  const sumPath = bundle.members[PAYLOAD_SHA256];
-  const payloadPath = bundle.members[PAYLOAD_ARCHIVE] as string;
-  if (!sumPath) throw new ContainaiError('INPUT', `the bundle has no ${PAYLOAD_SHA256}`);
-  const expected = parseSingleSum(await readFile(sumPath, 'utf8'), PAYLOAD_ARCHIVE, PAYLOAD_SHA256);
-  const actual = await sha256File(payloadPath);
-  if (actual !== expected) {
-    throw new ContainaiError('VERIFY', `${PAYLOAD_ARCHIVE} does not match ${PAYLOAD_SHA256} (sha256 ${actual})`, {
-      hint: 'the bundle was damaged or altered; download it again',
-    });
-  }
-  return actual;
 }
 
 async function decide(candidates: ParsedBundle[], artifact: Artifact, trust: TrustContext): Promise<Verdict> {

@@ -3,6 +3,8 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { BundleMember } from '../../lib/bundle/layout.ts';
+import type { UnpackedBundle } from '../../lib/bundle/read.ts';
 import { ContainaiError } from '../../lib/errors.ts';
 import { loadSigningKey } from '../../lib/trust/keys.ts';
 import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
@@ -192,8 +194,8 @@ describe('key signatures', () => {
 });
 
 describe('unpacked bundles', () => {
-  function members(extra: Record<string, string> = {}) {
-    return { members: { 'payload.tar.gz': artifactPath, 'payload.sha256': file(`${digest}  payload.tar.gz\n`), ...extra } };
+  function members(extra: Partial<Record<BundleMember, string>> = {}): UnpackedBundle {
+    return { dir, members: { 'payload.tar.gz': artifactPath, 'payload.sha256': file(`${digest}  payload.tar.gz\n`), ...extra } };
   }
 
   test('the attestation over payload.tar.gz verifies', async () => {
