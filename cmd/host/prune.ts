@@ -1,10 +1,25 @@
 import { defineCommand } from 'citty';
-import { ContainaiError } from '../../lib/errors.ts';
+import { log, printJson } from '../../lib/cli/output.ts';
+import { usageError } from '../../lib/errors.ts';
+import { assertInstallRootAllowed } from '../../lib/release/guard.ts';
+import { pruneReleases } from '../../lib/release/prune.ts';
+import { installRootArgs, jsonArgs, lockArgs, lockWaitMs, nonrootArgs } from './_release.ts';
 
-// Placeholder until issue 3 lands.
 export default defineCommand({
-  meta: { name: 'prune', description: 'Remove old releases, never current or previous.' },
-  run() {
-    throw new ContainaiError('INTERNAL', 'prune is not implemented yet');
+  meta: { name: 'prune', description: 'Remove old releases, keeping the newest N; never current or previous.' },
+  args: {
+    keep: { type: 'string', description: 'how many of the newest releases to keep (current and previous are always kept)', default: '3', valueHint: 'N' },
+    ...installRootArgs,
+    ...nonrootArgs,
+    ...lockArgs,
+    ...jsonArgs,
+  },
+  async run({ args }) {
+    const keep = Number(args.keep);
+    if (!/^\d+$/.test(args.keep) || keep > 10_000) throw usageError(`--keep "${args.keep}" is not a whole number`);
+    const installRoot = await assertInstallRootAllowed(args['install-root'], { allowNonroot: Boolean(args['allow-nonroot']) });
+    const result = await pruneReleases(installRoot, { keep, lockWaitMs: lockWaitMs(args['lock-wait']) });
+    log().success(result.removed.length ? `removed ${result.removed.map((d) => `releases/${d}`).join(', ')}` : 'nothing to remove');
+    if (args.json) printJson({ ok: true, ...result });
   },
 });

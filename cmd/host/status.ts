@@ -1,10 +1,25 @@
 import { defineCommand } from 'citty';
-import { ContainaiError } from '../../lib/errors.ts';
+import { resolve } from 'node:path';
+import { formatBytes } from '../../lib/cli/progress.ts';
+import { log, printJson } from '../../lib/cli/output.ts';
+import { readStatus } from '../../lib/release/status.ts';
+import { installRootArgs, jsonArgs } from './_release.ts';
 
-// Placeholder until issue 3 lands.
 export default defineCommand({
   meta: { name: 'status', description: 'Show the current, previous and installed releases.' },
-  run() {
-    throw new ContainaiError('INTERNAL', 'status is not implemented yet');
+  args: { ...installRootArgs, ...jsonArgs },
+  async run({ args }) {
+    const status = await readStatus(resolve(args['install-root']));
+    if (args.json) {
+      printJson({ ok: status.problems.length === 0, ...status });
+    }
+    log().info(`install root: ${status.installRoot}`);
+    log().info(`current:  ${status.current ?? '(none)'}`);
+    log().info(`previous: ${status.previous ?? '(none)'}`);
+    for (const r of status.releases) {
+      const mark = r.current ? '*' : r.previous ? '-' : ' ';
+      log().info(`${mark} ${r.version.padEnd(16)} ${(r.installedAt ?? 'unknown time').padEnd(24)} ${formatBytes(r.bytes).padStart(10)}  ${r.signerText}${r.problem ? `  (${r.problem})` : ''}`);
+    }
+    for (const problem of status.problems) log().warn(problem);
   },
 });

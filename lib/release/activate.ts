@@ -1,0 +1,74 @@
+/**
+ * Moving current and previous. Each change is one rename(2) of a freshly made
+ * symlink over the old one (Deployer's deploy:symlink), followed by an fsync of
+ * the root, so at every instant current names a complete release and after a
+ * power cut it names the one we last reported. Targets are always relative
+ * ("releases/<dir>").
+ */
+import { randomBytes } from 'node:crypto';
+import { lstat, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fsyncDir } from '../fs/atomic.ts';
+import { CURRENT_LINK, type InstallLayout, linkTarget, PREVIOUS_LINK, RELEASES_DIR, TEMP_LINK_PREFIX, versionOfDir } from './layout.ts';
+
+export type LinkName = typeof CURRENT_LINK | typeof PREVIOUS_LINK;
+
+export type LinkState =
+  | { kind: 'absent' }
+  | { kind: 'release'; dirName: string; dir: string }
+  /** Present but not a relative link to a folder in releases/: never followed. */
+  | { kind: 'invalid'; reason: string };
+
+const DIR_NAME = /^[A-Za-z0-9][A-Za-z0-9._+@-]*$/;
+
+/** Reads current or previous without following anything that leaves releases/. */
+export async function readReleaseLink(layout: InstallLayout, name: LinkName): Promise<LinkState> {
+  const path = join(layout.root, name);
+  const info = await lstat(path).catch(() => undefined);
+  if (!info) return { kind: 'absent' };
+  if (!info.isSymbolicLink()) return { kind: 'invalid', reason: `${name} is not a symlink` };
+  const target = await readlink(path);
+  const prefix = `${RELEASES_DIR}/`;
+  const dirName = target.startsWith(prefix) ? target.slice(prefix.length) : '';
+  if (!DIR_NAME.test(dirName) || dirName.includes('..')) {
+    return { kind: 'invalid', reason: `${name} points at "${target}", not at a folder in ${RELEASES_DIR}/` };
+  }
+  const dir = join(layout.releases, dirName);
+  const target_ = await lstat(dir).catch(() => undefined);
+  if (!target_) return { kind: 'invalid', reason: `${name} points at ${target}, which does not exist` };
+  if (!target_.isDirectory()) return { kind: 'invalid', reason: `${name} points at ${target}, which is not a folder` };
+  return { kind: 'release', dirName, dir };
+}
+
+/** Points name at releases/<dirName> with one rename of a fresh symlink. */
+export async function pointLink(layout: InstallLayout, name: LinkName, dirName: string): Promise<void> {
+  const temp = join(layout.root, `${TEMP_LINK_PREFIX}${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await symlink(linkTarget(dirName), temp);
+  try {
+    await rename(temp, join(layout.root, name));
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+  await fsyncDir(layout.root);
+}
+
+export async function removeLink(layout: InstallLayout, name: LinkName): Promise<void> {
+  await rm(join(layout.root, name), { force: true });
+  await fsyncDir(layout.root);
+}
+
+/**
+ * Makes dirName current. The old current becomes previous, unless it holds the
+ * same version (a forced reinstall), in which case previous stays where it was.
+ * current moves first: a crash between the two renames leaves the new release
+ * current and the older previous intact.
+ */
+export async function activateRelease(layout: InstallLayout, dirName: string): Promise<{ oldCurrent?: string }> {
+  const old = await readReleaseLink(layout, CURRENT_LINK);
+  await pointLink(layout, CURRENT_LINK, dirName);
+  if (old.kind === 'release' && old.dirName !== dirName && versionOfDir(old.dirName) !== versionOfDir(dirName)) {
+    await pointLink(layout, PREVIOUS_LINK, old.dirName);
+  }
+  return { oldCurrent: old.kind === 'release' ? old.dirName : undefined };
+}

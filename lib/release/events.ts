@@ -1,0 +1,28 @@
+/**
+ * The event log: one JSON line per install, rollback, prune and refused
+ * verification, appended to state/events.jsonl, so an operator (or an
+ * auditor after an incident) can see what changed on the host and what was
+ * turned away. A failure to log never hides the outcome of the command.
+ */
+import { appendFile, mkdir } from 'node:fs/promises';
+import { redact } from '../secrets.ts';
+import type { InstallLayout } from './layout.ts';
+
+export interface ReleaseEvent {
+  action: 'install' | 'rollback' | 'prune' | 'verify';
+  version?: string;
+  outcome: 'ok' | 'refused' | 'failed' | 'unchanged';
+  reason?: string;
+  [key: string]: unknown;
+}
+
+export async function appendEvent(layout: InstallLayout, event: ReleaseEvent, options: { createState?: boolean } = {}): Promise<void> {
+  const line = redact(JSON.stringify({ time: new Date().toISOString(), ...event })) + '\n';
+  try {
+    if (options.createState !== false) await mkdir(layout.state, { recursive: true, mode: 0o755 });
+    // One write of a short line with O_APPEND: lines never interleave.
+    await appendFile(layout.events, line, { mode: 0o644, flag: 'a' });
+  } catch {
+    // The log is a record, not a gate.
+  }
+}

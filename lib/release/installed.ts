@@ -1,0 +1,134 @@
+/**
+ * Reading and verifying what is installed under an install root. Used by
+ * `status`, `install --verify-only` and check-health (issue 5).
+ *
+ * - inspectInstalledRelease(root): cheap: where current and previous point,
+ *   every release folder with its install.json, and problems found on the way
+ *   (a link that leaves releases/, a damaged install.json). Never hashes.
+ * - verifyInstalledRelease(root, { link, allowUnsigned }): thorough: the link
+ *   resolves to a folder inside releases/, install.json is valid and names the
+ *   folder's version, every file matches SHA256SUMS and no file is unlisted
+ *   (SHA256SUMS, install.json and the kept bundle are the only extras), and
+ *   the kept bundle still has the sha256 recorded at install and verifies
+ *   again (payload.sha256, signature under the policy).
+ * Neither changes anything on disk.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseSums } from '../digest.ts';
+import { SUMS_FILE } from '../bundle/layout.ts';
+import { bundleFileName } from '../bundle/layout.ts';
+import { isContainaiError } from '../errors.ts';
+import { readReleaseLink, type LinkName, type LinkState } from './activate.ts';
+import { CURRENT_LINK, INSTALL_RECORD, installLayout, isReleaseDirName, PREVIOUS_LINK, versionOfDir } from './layout.ts';
+import { readInstallRecord, type InstallRecord } from './record.ts';
+import { checkTreeAgainstSums } from './tree.ts';
+import { verifyKeptBundle, type ReleasePolicy } from './trust.ts';
+
+export interface InstalledRelease {
+  /** Folder name under releases/ (v1.2.3, or v1.2.3@2 for a forced reinstall). */
+  dirName: string;
+  dir: string;
+  version: string;
+  record?: InstallRecord;
+  /** Why install.json could not be read, when it could not. */
+  recordProblem?: string;
+}
+
+export interface InstalledState {
+  root: string;
+  current?: InstalledRelease;
+  previous?: InstalledRelease;
+  releases: InstalledRelease[];
+  problems: string[];
+}
+
+async function describeRelease(dir: string, dirName: string): Promise<InstalledRelease> {
+  const record = await readInstallRecord(dir);
+  return typeof record === 'string'
+    ? { dirName, dir, version: versionOfDir(dirName), recordProblem: record }
+    : { dirName, dir, version: record.version, record };
+}
+
+function linkProblem(name: LinkName, state: LinkState): string | undefined {
+  return state.kind === 'invalid' ? state.reason : undefined;
+}
+
+/** Where current and previous point and what releases/ holds. */
+export async function inspectInstalledRelease(installRoot: string): Promise<InstalledState> {
+  const layout = installLayout(installRoot);
+  const problems: string[] = [];
+  const names = await readdir(layout.releases).catch(() => [] as string[]);
+  const releases: InstalledRelease[] = [];
+  for (const name of names.filter(isReleaseDirName).sort()) {
+    const dir = join(layout.releases, name);
+    if (!(await stat(dir).catch(() => undefined))?.isDirectory()) continue;
+    releases.push(await describeRelease(dir, name));
+  }
+  const find = async (name: LinkName): Promise<InstalledRelease | undefined> => {
+    const state = await readReleaseLink(layout, name);
+    const problem = linkProblem(name, state);
+    if (problem) problems.push(problem);
+    return state.kind === 'release' ? releases.find((r) => r.dirName === state.dirName) : undefined;
+  };
+  const current = await find(CURRENT_LINK);
+  const previous = await find(PREVIOUS_LINK);
+  for (const r of releases) if (r.recordProblem && (r === current || r === previous)) problems.push(`releases/${r.dirName}/${r.recordProblem}`);
+  return { root: installRoot, current, previous, releases, problems };
+}
+
+export interface ReleaseVerification {
+  ok: boolean;
+  link: LinkName;
+  release?: InstalledRelease;
+  filesChecked: number;
+  bytesChecked: number;
+  problems: string[];
+}
+
+export interface VerifyInstalledOptions {
+  /** Which link to verify (default current). */
+  link?: LinkName;
+  /** The trust policy the kept bundle must satisfy again. */
+  policy: ReleasePolicy;
+  /** Verify the kept bundle's signature again (default true); its sha256 is always checked. */
+  checkSignature?: boolean;
+}
+
+/** Verifies the release a link points at, thoroughly; see the module comment. */
+export async function verifyInstalledRelease(installRoot: string, options: VerifyInstalledOptions): Promise<ReleaseVerification> {
+  const link = options.link ?? CURRENT_LINK;
+  const layout = installLayout(installRoot);
+  const fail = (problems: string[], release?: InstalledRelease): ReleaseVerification => ({
+    ok: false, link, release, filesChecked: 0, bytesChecked: 0, problems,
+  });
+  const state = await readReleaseLink(layout, link);
+  if (state.kind === 'absent') return fail([`no ${link} release: ${join(installRoot, link)} does not exist`]);
+  if (state.kind === 'invalid') return fail([state.reason]);
+  const release = await describeRelease(state.dir, state.dirName);
+  if (!release.record) return fail([`releases/${state.dirName}/${release.recordProblem}`], release);
+  const record = release.record;
+  if (record.version !== versionOfDir(state.dirName)) {
+    return fail([`releases/${state.dirName}/${INSTALL_RECORD} names version ${record.version}`], release);
+  }
+  let sums;
+  try {
+    sums = parseSums(await readFile(join(state.dir, SUMS_FILE), 'utf8'));
+  } catch (err) {
+    return fail([isContainaiError(err) ? err.message : `${SUMS_FILE}: missing or unreadable`], release);
+  }
+  const bundleName = bundleFileName(record.version);
+  const bundlePath = join(state.dir, bundleName);
+  const check = await checkTreeAgainstSums(state.dir, sums, new Set([SUMS_FILE, INSTALL_RECORD, bundleName]), [
+    { path: bundlePath, sha256: record.bundleSha256, what: `kept bundle ${bundleName}` },
+  ]);
+  const problems = check.problems.map((p) => `releases/${state.dirName}/${p}`);
+  if (problems.length === 0 && options.checkSignature !== false) {
+    try {
+      await verifyKeptBundle(bundlePath, record, options.policy);
+    } catch (err) {
+      problems.push(`kept bundle ${bundleName}: ${isContainaiError(err) ? err.message : String(err)}`);
+    }
+  }
+  return { ok: problems.length === 0, link, release, filesChecked: check.filesChecked, bytesChecked: check.bytesChecked, problems };
+}

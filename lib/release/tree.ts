@@ -1,0 +1,117 @@
+/** Walking a release folder without following links, and comparing it with SHA256SUMS. */
+import { lstat, readdir, realpath } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import type { SumEntry } from '../digest.ts';
+import { hashFiles } from './hash.ts';
+
+export interface TreeEntry {
+  path: string; // relative, "/"-separated
+  kind: 'file' | 'dir' | 'symlink' | 'other';
+  size: number;
+}
+
+export async function walkTree(root: string): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    const entries = await readdir(rel ? join(root, rel) : root, { withFileTypes: true });
+    await Promise.all(
+      entries.map(async (entry) => {
+        const path = rel ? `${rel}/${entry.name}` : entry.name;
+        if (entry.isDirectory()) {
+          out.push({ path, kind: 'dir', size: 0 });
+          await visit(path);
+        } else if (entry.isFile()) {
+          out.push({ path, kind: 'file', size: (await lstat(join(root, path))).size });
+        } else if (entry.isSymbolicLink()) {
+          out.push({ path, kind: 'symlink', size: 0 });
+        } else {
+          out.push({ path, kind: 'other', size: 0 });
+        }
+      }),
+    );
+  };
+  await visit('');
+  return out;
+}
+
+export interface TreeCheck {
+  problems: string[];
+  filesChecked: number;
+  bytesChecked: number;
+}
+
+/**
+ * Checks a release tree against its SHA256SUMS: every listed file is there and
+ * matches, and nothing is there that is not listed (besides the names in
+ * `alsoAllowed`). A listed symlink is checked through its target, which must
+ * stay inside the tree. `extraHashes` are further files to hash in the same
+ * pass (the kept bundle), checked against their expected digests.
+ */
+export async function checkTreeAgainstSums(
+  root: string,
+  sums: readonly SumEntry[],
+  alsoAllowed: ReadonlySet<string>,
+  extraHashes: ReadonlyArray<{ path: string; sha256: string; what: string }> = [],
+): Promise<TreeCheck> {
+  const problems: string[] = [];
+  const tree = await walkTree(root);
+  const listed = new Map(sums.map((e) => [e.path, e.sha256]));
+  const byPath = new Map(tree.map((e) => [e.path, e]));
+  const toHash: Array<{ rel: string; abs: string; size: number }> = [];
+  const realRoot = await realpath(root);
+  const filePaths = new Set(tree.filter((e) => e.kind === 'file').map((e) => e.path));
+  for (const entry of tree) {
+    if (entry.kind === 'dir') continue;
+    if (entry.kind === 'other') {
+      problems.push(`${entry.path}: not a regular file`);
+      continue;
+    }
+    const expected = listed.get(entry.path);
+    if (entry.kind === 'file') {
+      if (expected !== undefined) toHash.push({ rel: entry.path, abs: join(root, entry.path), size: entry.size });
+      else if (!alsoAllowed.has(entry.path)) problems.push(`${entry.path}: not listed in SHA256SUMS`);
+      continue;
+    }
+    // A link must stay inside the release; a listed one is checked through its target, an unlisted one
+    // must name a listed file or a folder (it adds no content of its own).
+    const resolved = await realpath(join(root, entry.path)).catch(() => undefined);
+    if (!resolved || !resolved.startsWith(realRoot + sep)) {
+      problems.push(`${entry.path}: a link that leaves the release or dangles`);
+      continue;
+    }
+    const rel = resolved.slice(realRoot.length + 1);
+    const info = await lstat(resolved);
+    if (expected !== undefined) {
+      if (info.isFile()) toHash.push({ rel: entry.path, abs: resolved, size: info.size });
+      else problems.push(`${entry.path}: listed in SHA256SUMS but links to a folder`);
+    } else if (!(info.isDirectory() || (filePaths.has(rel) && listed.has(rel)))) {
+      problems.push(`${entry.path}: a link to nothing SHA256SUMS covers`);
+    }
+  }
+  for (const { path } of sums) {
+    const entry = byPath.get(path);
+    if (!entry) problems.push(`${path}: listed in SHA256SUMS but missing`);
+    else if (entry.kind === 'dir') problems.push(`${path}: listed in SHA256SUMS but is a folder`);
+  }
+  const extras = await Promise.all(
+    extraHashes.map(async (e) => ({ ...e, size: (await lstat(e.path).catch(() => undefined))?.size })),
+  );
+  for (const e of extras) if (e.size === undefined) problems.push(`${e.what}: missing`);
+  const jobs = [
+    ...toHash.map((f) => ({ abs: f.abs, size: f.size })),
+    ...extras.filter((e) => e.size !== undefined).map((e) => ({ abs: e.path, size: e.size as number })),
+  ].sort((a, b) => b.size - a.size);
+  const total = jobs.reduce((n, j) => n + j.size, 0);
+  const results = await hashFiles([...new Set(jobs.map((j) => j.abs))], total);
+  for (const f of toHash) {
+    const result = results.get(f.abs);
+    if (!result || 'error' in result) problems.push(`${f.rel}: unreadable (${result && 'error' in result ? result.error : 'not hashed'})`);
+    else if (result.sha256 !== listed.get(f.rel)) problems.push(`${f.rel}: content does not match SHA256SUMS`);
+  }
+  for (const e of extras) {
+    if (e.size === undefined) continue;
+    const result = results.get(e.path);
+    if (!result || 'error' in result || result.sha256 !== e.sha256) problems.push(`${e.what}: does not match the sha256 recorded at install`);
+  }
+  return { problems, filesChecked: toHash.length, bytesChecked: total };
+}

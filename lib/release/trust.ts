@@ -1,0 +1,58 @@
+/**
+ * The release path's use of the trust module: a bundle's signer as install.json
+ * records it, and the check of a kept bundle again (verify-only, check-health).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkPayloadHash, unpackBundle } from '../bundle/read.ts';
+import { ContainaiError } from '../errors.ts';
+import type { TrustPolicy } from '../trust/policy.ts';
+import { verifyBundleMembers } from '../trust/verify.ts';
+import type { InstallRecord, Signer } from './record.ts';
+
+export type ReleasePolicy = TrustPolicy;
+type UnpackedBundle = Awaited<ReturnType<typeof unpackBundle>>;
+
+/**
+ * Verifies an unpacked bundle under the policy and says who signed it.
+ * Refuses (VERIFY) when it does not verify, or is unsigned without --allow-unsigned.
+ */
+export async function verifyBundleSigner(bundle: UnpackedBundle, policy: ReleasePolicy): Promise<Signer> {
+  const verdict = await verifyBundleMembers(bundle, policy);
+  if (verdict.kind === 'unsigned') return 'UNSIGNED';
+  return {
+    kind: verdict.kind,
+    sourceRepository: verdict.signer?.sourceRepository,
+    workflow: verdict.signer?.workflow,
+    ref: verdict.signer?.ref,
+    issuer: verdict.signer?.issuer,
+    keyId: verdict.signer?.keyId,
+  };
+}
+
+/**
+ * Verifies a kept bundle again: payload.sha256, then the signature under the
+ * policy, and that it is the payload install.json names. The caller has already
+ * checked the bundle file's own sha256. An unsigned release passes only under
+ * --allow-unsigned, and needs no unpacking.
+ */
+export async function verifyKeptBundle(bundlePath: string, record: InstallRecord, policy: ReleasePolicy): Promise<void> {
+  if (record.signer === 'UNSIGNED') {
+    if (policy.allowUnsigned) return;
+    throw new ContainaiError('VERIFY', 'the release was installed UNSIGNED', {
+      hint: 'install a signed release, or accept it with --allow-unsigned (development only)',
+    });
+  }
+  const work = await mkdtemp(join(tmpdir(), 'containai-verify-'));
+  try {
+    const bundle = await unpackBundle(bundlePath, join(work, 'bundle'));
+    const payloadSha256 = await checkPayloadHash(bundle);
+    if (payloadSha256 !== record.payloadSha256) {
+      throw new ContainaiError('VERIFY', 'its payload is not the one recorded in install.json');
+    }
+    await verifyBundleSigner(bundle, { ...policy, allowUnsigned: false });
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
