@@ -6,7 +6,7 @@ import { registryAuthFromEnv, type RegistryAuth } from '../../lib/images/auth.ts
 import { buildImage, devReference, type BuildOutput, type BuiltImage } from '../../lib/images/build.ts';
 import { DEFAULT_IMAGE_SET_FILE, proxyImage, readImageSet, selectImages, type ImageSpec } from '../../lib/images/config.ts';
 import { pushImage, writeImagesRecord, type ImagesRecord, type PushedImage } from '../../lib/images/push.ts';
-import { digestKey, imageReference, readProfile, updateProfile, type Profile } from '../../lib/profile.ts';
+import { digestKey, imageReference, readProfile, updateProfile } from '../../lib/profile.ts';
 import { runSteps, type Step } from '../../lib/steps.ts';
 import { jsonArgs, listArg } from '../_shared.ts';
 import type Docker from 'dockerode';
@@ -65,11 +65,20 @@ const build = defineCommand({
 });
 
 interface PushContext extends BuildContext {
-  profile: Profile;
   images: ImageSpec[];
   auth: RegistryAuth;
   pushed: PushedImage[];
   record?: ImagesRecord;
+}
+
+/** A push that failed after others went through: say which are in the registry and that no record was written. */
+function partlyPushed(err: unknown, pushed: PushedImage[]): unknown {
+  if (!(err instanceof ContainaiError)) return err;
+  return new ContainaiError(err.code, err.message, {
+    cause: err.cause,
+    hint: `${err.hint ? `${err.hint}; ` : ''}already pushed: ${pushed.map((p) => p.name).join(', ')} (no images.json written; rerun the push once fixed)`,
+    details: { ...err.details, pushed },
+  });
 }
 
 const push = defineCommand({
@@ -101,7 +110,6 @@ const push = defineCommand({
       });
     }
     const ctx: PushContext = {
-      profile,
       images: set.images,
       auth: registryAuthFromEnv(profile.REGISTRY),
       built: [],
@@ -118,7 +126,11 @@ const push = defineCommand({
           name: `push:${image.name}`,
           title: `push ${referenceOf(image.name)}`,
           async run(c) {
-            c.pushed.push(await pushImage(c.engine!, image.name, referenceOf(image.name), c.auth, (line) => log().log(`  ${line}`)));
+            try {
+              c.pushed.push(await pushImage(c.engine!, image.name, referenceOf(image.name), c.auth, (line) => log().log(`  ${line}`)));
+            } catch (err) {
+              throw c.pushed.length > 0 ? partlyPushed(err, c.pushed) : err;
+            }
           },
         }),
       ),
