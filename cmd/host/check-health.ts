@@ -1,10 +1,41 @@
 import { defineCommand } from 'citty';
+import { log, printJson } from '../../lib/cli/output.ts';
 import { ContainaiError } from '../../lib/errors.ts';
+import { HEALTH_CHECKS } from '../../lib/health/checks.ts';
+import { createHealthContext } from '../../lib/health/context.ts';
+import { formatReport } from '../../lib/health/report.ts';
+import { runHealthChecks } from '../../lib/health/runner.ts';
+import { policyFromArgs } from '../../lib/trust/policy.ts';
+import { installRootArgs, jsonArgs, policyArgs } from '../_shared.ts';
 
-// Placeholder until issue 5 lands.
+/** Flags that say "verify under this policy" rather than "the signer install.json recorded". */
+const POLICY_CHOICE_FLAGS = ['repo', 'owner', 'signer-workflow', 'trusted-root', 'key', 'allow-unsigned', 'cert-oidc-issuer', 'predicate-type', 'public-good', 'no-public-good'];
+
 export default defineCommand({
-  meta: { name: 'check-health', description: 'Check the engine (Docker, not Podman), the installed release, the profile, disk and registry.' },
-  run() {
-    throw new ContainaiError('INTERNAL', 'check-health is not implemented yet');
+  meta: {
+    name: 'check-health',
+    description:
+      'Check the engine (Docker, not Podman) and its security options, the installed release, the profile and its images, disk and registry. Exit 0 healthy, 1 unhealthy. Without policy flags the kept bundle is verified against the signer install.json recorded.',
+  },
+  args: {
+    ...installRootArgs,
+    ...jsonArgs,
+    offline: { type: 'boolean', description: 'skip the registry check (air-gapped hosts)' },
+    ...policyArgs,
+  },
+  async run({ args, rawArgs }) {
+    const policyGiven = rawArgs.some((a) => POLICY_CHOICE_FLAGS.includes(a.replace(/^--/, '').split('=')[0] ?? ''));
+    const ctx = createHealthContext({
+      installRoot: args['install-root'],
+      offline: args.offline === true,
+      policy: policyGiven ? policyFromArgs(args) : undefined,
+    });
+    const report = await runHealthChecks(HEALTH_CHECKS, ctx);
+    log().log(formatReport(report));
+    if (args.json) printJson(report);
+    if (!report.ok) {
+      // The report has said what failed; the error only sets the exit code and a one-line summary.
+      throw new ContainaiError('UNHEALTHY', `${report.summary.fail} health check${report.summary.fail === 1 ? '' : 's'} failed: ${report.checks.filter((c) => c.status === 'fail').map((c) => c.id).join(', ')}`);
+    }
   },
 });

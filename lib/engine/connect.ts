@@ -119,7 +119,13 @@ export function engineError(endpoint: EngineEndpoint, what: string, err: unknown
       hint: 'run as root or as a member of the docker group',
     });
   }
-  return new ContainaiError('ENGINE', `no container engine answers at ${endpoint.label} (${describeCause(err)})`, {
+  const why =
+    code === 'ENOENT' || code === 'FailedToOpenSocket'
+      ? endpoint.kind === 'unix' ? `${endpoint.socketPath} does not exist` : 'the address does not resolve'
+      : code === 'ECONNREFUSED' || code === 'ConnectionRefused'
+        ? 'the connection was refused'
+        : describeCause(err);
+  return new ContainaiError('ENGINE', `no container engine answers at ${endpoint.label} (${why})`, {
     cause: err,
     hint: noAnswerHint(endpoint),
   });

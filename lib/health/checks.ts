@@ -1,0 +1,10 @@
+/** Every check of the report, in the order it prints. */
+import { diskCheck } from './disk.ts';
+import { engineSecurityCheck } from './engine-security.ts';
+import { engineCheck } from './engine.ts';
+import { profileCheck } from './profile.ts';
+import { registryCheck } from './registry.ts';
+import { releaseCheck } from './release.ts';
+import type { HealthCheck } from './types.ts';
+
+export const HEALTH_CHECKS: readonly HealthCheck[] = [engineCheck, engineSecurityCheck, releaseCheck, profileCheck, diskCheck, registryCheck];

@@ -1,0 +1,80 @@
+/**
+ * The installed release, verified again by lib/release/installed.ts (links
+ * inside releases/, SHA256SUMS all match and nothing unlisted, the kept bundle
+ * still the one recorded and still verifying under the trust policy). On top,
+ * the health rule: a prod host must not run an UNSIGNED release.
+ *
+ * Which policy: the policy flags when given; otherwise the signer install.json
+ * recorded (its workflow SAN with ref, or its repository; a key signature
+ * checks against the pinned keys of the trust dir). That record is the host's
+ * own, written after verifying under the operator's policy at install time,
+ * never taken from the bundle, so a timer with no flags still proves that the
+ * kept bundle is the one the same signer signed.
+ */
+import type { InstallRecord } from '../release/record.ts';
+import type { TrustPolicy } from '../trust/policy.ts';
+import type { HealthCheck, HealthContext } from './types.ts';
+
+/** The policy to verify the kept bundle under when no policy flag was given. */
+export function policyFromRecord(record: InstallRecord, defaults: TrustPolicy): TrustPolicy {
+  const { signer } = record;
+  if (signer === 'UNSIGNED') return { ...defaults, allowUnsigned: true };
+  if (signer.kind === 'key') return { ...defaults, allowUnsigned: false };
+  if (signer.workflow) return { ...defaults, signerWorkflow: signer.workflow, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
+  return { ...defaults, repo: signer.sourceRepository ?? record.repo, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
+}
+
+export const DEFAULT_RECORD_POLICY: TrustPolicy = {
+  certOidcIssuer: 'https://token.actions.githubusercontent.com',
+  predicateType: 'https://slsa.dev/provenance/v1',
+  trustedRootFiles: [],
+  keyFiles: [],
+  publicGood: true,
+  allowUnsigned: false,
+};
+
+async function isProd(ctx: HealthContext): Promise<boolean> {
+  return ctx.profile().then((p) => p.PROFILE === 'prod', () => false);
+}
+
+export const releaseCheck: HealthCheck = {
+  id: 'release',
+  title: 'installed release',
+  timeoutMs: 30_000,
+  async run(ctx) {
+    // Loaded on use: verification pulls in tar and sigstore, which a report that fails early never needs.
+    const [{ inspectInstalledRelease, verifyInstalledRelease }, { describeSigner }] = await Promise.all([
+      import('../release/installed.ts'),
+      import('../release/record.ts'),
+    ]);
+    const state = await inspectInstalledRelease(ctx.installRoot);
+    const current = state.current;
+    if (!current) {
+      return {
+        status: 'fail',
+        message: state.problems[0] ?? `no release installed under ${ctx.installRoot} (no current link)`,
+        fix: 'install one: containai-host install --version vX.Y.Z',
+      };
+    }
+    const record = current.record;
+    const policy = ctx.policy ?? (record ? policyFromRecord(record, DEFAULT_RECORD_POLICY) : DEFAULT_RECORD_POLICY);
+    const verification = await verifyInstalledRelease(ctx.installRoot, { policy });
+    const problems = [...new Set([...state.problems, ...verification.problems])];
+    const details = { version: current.version, dir: current.dirName, previous: state.previous?.dirName, filesChecked: verification.filesChecked, signer: record ? describeSigner(record.signer) : undefined };
+    if (problems.length > 0) {
+      return {
+        status: 'fail',
+        message: `${current.version}: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (+${problems.length - 3} more)` : ''}`,
+        fix: `the release was changed after install: install ${current.version} again, or roll back with containai-host rollback`,
+        details: { ...details, problems },
+      };
+    }
+    if (record?.signer === 'UNSIGNED') {
+      if (await isProd(ctx)) {
+        return { status: 'fail', message: `${current.version} was installed UNSIGNED on a prod host`, fix: 'install a signed release (from the release workflow) in its place', details };
+      }
+      return { status: 'warn', message: `${current.version} is UNSIGNED (dev profile); ${verification.filesChecked} files match SHA256SUMS`, fix: 'fine for development; prod hosts must install signed releases', details };
+    }
+    return { status: 'pass', message: `${current.version} signed by ${details.signer}; ${verification.filesChecked} files match SHA256SUMS`, details };
+  },
+};

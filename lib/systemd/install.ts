@@ -1,0 +1,79 @@
+/**
+ * Writing and removing the health timer. Units are written atomically; when
+ * systemd runs (/run/systemd/system exists) systemctl is called with argument
+ * arrays, otherwise the commands are returned for the operator to run.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ContainaiError, describeCause } from '../errors.ts';
+import { writeFileAtomic } from '../fs/atomic.ts';
+import { SERVICE_NAME, serviceUnit, TIMER_NAME, timerUnit, type UnitOptions } from './units.ts';
+
+export const SYSTEMD_RUNNING_MARKER = '/run/systemd/system';
+
+export interface SystemdOptions {
+  unitDir: string;
+  /** Whether to call systemctl; default: when systemd is PID 1. */
+  runSystemctl?: boolean;
+}
+
+export interface SystemdResult {
+  files: string[];
+  /** The systemctl commands, run or to run. */
+  commands: string[][];
+  ran: boolean;
+}
+
+export function systemdIsRunning(): boolean {
+  return existsSync(SYSTEMD_RUNNING_MARKER);
+}
+
+async function systemctl(args: string[]): Promise<void> {
+  let proc;
+  try {
+    proc = Bun.spawn(['systemctl', ...args], { stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' });
+  } catch (err) {
+    throw new ContainaiError('TOOL', `cannot run systemctl: ${describeCause(err)}`, { cause: err, hint: 'install systemd, or run the printed commands by hand' });
+  }
+  const [, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) {
+    throw new ContainaiError('TOOL', `systemctl ${args.join(' ')} failed (exit ${code}): ${err.trim().split('\n')[0] ?? ''}`, {
+      hint: 'see journalctl -xe; the unit files are written, so fix the cause and rerun',
+    });
+  }
+}
+
+async function runAll(commands: string[][], run: boolean): Promise<boolean> {
+  if (!run) return false;
+  for (const args of commands) await systemctl(args);
+  return true;
+}
+
+export async function installHealthTimer(units: UnitOptions, options: SystemdOptions): Promise<SystemdResult> {
+  const service = join(options.unitDir, SERVICE_NAME);
+  const timer = join(options.unitDir, TIMER_NAME);
+  try {
+    await mkdir(options.unitDir, { recursive: true });
+    await writeFileAtomic(service, serviceUnit(units), 0o644);
+    await writeFileAtomic(timer, timerUnit(units), 0o644);
+  } catch (err) {
+    throw new ContainaiError('PERMISSION', `cannot write the units into ${options.unitDir}: ${describeCause(err)}`, {
+      cause: err,
+      hint: 'run as root, or pass --unit-dir',
+    });
+  }
+  const commands = [['daemon-reload'], ['enable', '--now', TIMER_NAME]];
+  const ran = await runAll(commands, options.runSystemctl ?? systemdIsRunning());
+  return { files: [service, timer], commands, ran };
+}
+
+export async function uninstallHealthTimer(options: SystemdOptions): Promise<SystemdResult> {
+  const files = [join(options.unitDir, TIMER_NAME), join(options.unitDir, SERVICE_NAME)];
+  const run = options.runSystemctl ?? systemdIsRunning();
+  // Disable before removing, while systemd still knows the unit; a unit already gone is not an error.
+  if (run && files.some((f) => existsSync(f))) await systemctl(['disable', '--now', TIMER_NAME]).catch(() => undefined);
+  for (const file of files) await rm(file, { force: true });
+  const ran = await runAll([['daemon-reload']], run);
+  return { files, commands: [['disable', '--now', TIMER_NAME], ['daemon-reload']], ran };
+}

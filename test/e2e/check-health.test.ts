@@ -1,0 +1,194 @@
+/** containai-host check-health as an operator runs it: real dockerd and podman, a hand-installed release, the compiled binary. */
+import { afterAll, describe, expect, test } from 'bun:test';
+import { appendFileSync, copyFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expectNoStack, host, removeDir, tempDir } from '../helpers/cli.ts';
+import { handInstall, otherBundle } from '../helpers/installed-release.ts';
+import { requireService, startDockerd, startPodman } from '../helpers/services.ts';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach(removeDir));
+function dir(prefix = 'cai-health-'): string {
+  const d = tempDir(prefix);
+  dirs.push(d);
+  return d;
+}
+
+/** A PATH with only the given commands, so the host's own docker/podman do not decide the result. */
+function pathWith(links: Record<string, string>, scripts: Record<string, string> = {}): string {
+  const d = dir('cai-path-');
+  for (const [name, target] of Object.entries(links)) symlinkSync(target, join(d, name));
+  for (const [name, text] of Object.entries(scripts)) writeFileSync(join(d, name), text, { mode: 0o755 });
+  return d;
+}
+
+interface Check {
+  id: string;
+  status: string;
+  message: string;
+  fix?: string;
+  durationMs: number;
+}
+
+async function checkHealth(root: string, env: Record<string, string>, extra: string[] = []) {
+  const r = await host(['check-health', '--install-root', root, '--offline', '--json', ...extra], { env });
+  expectNoStack(r.stderr);
+  const doc = JSON.parse(r.stdout) as { ok: boolean; checks: Check[]; summary: Record<string, number> };
+  // A fresh copy each time: bun's toMatchObject with asymmetric matchers can write into what it received.
+  const check = (id: string) => structuredClone(doc.checks.find((c) => c.id === id)) as Check;
+  return { ...r, doc, check };
+}
+
+function installedRoot(options: Parameters<typeof handInstall>[1] = {}): string {
+  const root = dir('cai-root-');
+  handInstall(root, options);
+  return root;
+}
+
+describe('engine', () => {
+  test('a real dockerd passes, and the report is healthy (exit 0) with one JSON document', async () => {
+    const dockerd = await startDockerd();
+    const root = installedRoot();
+    const r = await checkHealth(root, { DOCKER_HOST: dockerd.dockerHost, PATH: pathWith({ docker: requireService('docker', 'docker.io') }) });
+    expect(r.check('engine')).toMatchObject({ status: 'pass', message: expect.stringContaining('Docker') });
+    expect(r.check('engine').message).toMatch(/API 1\.\d+/);
+    expect(['pass', 'warn']).toContain(r.check('engine-security').status);
+    expect(r.check('registry').status).toBe('skip');
+    for (const c of r.doc.checks) {
+      expect(Object.keys(c)).toEqual(expect.arrayContaining(['id', 'status', 'message', 'durationMs']));
+      if (c.status === 'warn' || c.status === 'fail') expect(c.fix).toBeTruthy();
+    }
+    expect(r.code).toBe(0);
+    expect(r.doc.ok).toBe(true);
+    expect(r.stderr).toMatch(/healthy: \d+ passed/);
+  });
+
+  test('Podman merely installed beside a real Docker is a warning', async () => {
+    const dockerd = await startDockerd();
+    const r = await checkHealth(installedRoot(), {
+      DOCKER_HOST: dockerd.dockerHost,
+      PATH: pathWith({ docker: requireService('docker', 'docker.io'), podman: requireService('podman', 'podman') }),
+    });
+    expect(r.check('engine')).toMatchObject({ status: 'warn', message: expect.stringContaining('Podman is installed beside it') });
+    expect(r.code).toBe(0);
+  });
+
+  test('a podman service on a socket DOCKER_HOST names fails, with Podman named', async () => {
+    const podman = await startPodman();
+    const r = await checkHealth(installedRoot(), { DOCKER_HOST: podman.dockerHost, PATH: pathWith({}) });
+    expect(r.code).toBe(1);
+    expect(r.check('engine')).toMatchObject({ status: 'fail', message: expect.stringContaining('Podman, not Docker') });
+    expect(r.check('engine').message).toContain('DOCKER_HOST names a Podman socket');
+    expect(r.check('engine').fix).toContain('Docker Engine only');
+    expect(r.stderr).toContain('FAIL  engine');
+  });
+
+  test('a podman socket at a neutral path still fails (fingerprint, not path)', async () => {
+    const podman = await startPodman('engine.sock');
+    const neutral = join(dir('cai-sock-'), 'engine.sock');
+    symlinkSync(podman.socketPath, neutral);
+    const r = await checkHealth(installedRoot(), { DOCKER_HOST: `unix://${neutral}`, PATH: pathWith({}) });
+    expect(r.code).toBe(1);
+    expect(r.check('engine').status).toBe('fail');
+    expect(r.check('engine').message).toContain('Podman Engine');
+    expect(r.check('engine').message).not.toContain('DOCKER_HOST');
+  });
+
+  test('a docker command that is Podman fails, even with a real dockerd answering', async () => {
+    const dockerd = await startDockerd();
+    const podman = requireService('podman', 'podman');
+    const link = await checkHealth(installedRoot(), { DOCKER_HOST: dockerd.dockerHost, PATH: pathWith({ docker: podman }) });
+    expect(link.code).toBe(1);
+    expect(link.check('engine')).toMatchObject({ status: 'fail', message: expect.stringContaining('the docker command is Podman') });
+    const shim = await checkHealth(installedRoot(), {
+      DOCKER_HOST: dockerd.dockerHost,
+      PATH: pathWith({}, { docker: `#!/bin/sh\n[ -e /etc/containers/nodocker ] || echo "Emulate Docker CLI using podman." >&2\nexec ${podman} "$@"\n` }),
+    });
+    expect(shim.code).toBe(1);
+    expect(shim.check('engine').message).toContain('podman-docker shim');
+  });
+
+  test('a dead socket fails clearly, and so does no engine at all', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'dead.sock'), '');
+    const dead = await checkHealth(installedRoot(), { DOCKER_HOST: `unix://${join(d, 'dead.sock')}`, PATH: pathWith({}) });
+    expect(dead.code).toBe(1);
+    expect(dead.check('engine').status).toBe('fail');
+    expect(dead.check('engine').fix).toContain('DOCKER_HOST points at a socket nobody answers');
+    expect(dead.check('engine-security').status).toBe('skip');
+    const missing = await checkHealth(installedRoot(), { DOCKER_HOST: `unix://${join(d, 'none.sock')}`, PATH: pathWith({}) });
+    expect(missing.check('engine').message).toContain('does not exist');
+  });
+});
+
+describe('release', () => {
+  async function releaseCheck(root: string, extra: string[] = []) {
+    const dockerd = await startDockerd();
+    return checkHealth(root, { DOCKER_HOST: dockerd.dockerHost, PATH: pathWith({}) }, extra);
+  }
+
+  test('an intact UNSIGNED dev release only warns', async () => {
+    const r = await releaseCheck(installedRoot());
+    expect(r.check('release')).toMatchObject({ status: 'warn', message: expect.stringContaining('UNSIGNED') });
+  });
+
+  test('a file changed after install fails', async () => {
+    const root = installedRoot();
+    appendFileSync(join(root, 'current', 'host', 'README.md'), 'tampered\n');
+    const r = await releaseCheck(root);
+    expect(r.code).toBe(1);
+    expect(r.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining('host/README.md: content does not match SHA256SUMS') });
+  });
+
+  test('a file added after install fails', async () => {
+    const root = installedRoot();
+    writeFileSync(join(root, 'current', 'host', 'backdoor.sh'), 'echo hi\n');
+    const r = await releaseCheck(root);
+    expect(r.code).toBe(1);
+    expect(r.check('release').message).toContain('host/backdoor.sh: not listed in SHA256SUMS');
+  });
+
+  test('a kept bundle replaced by another fails', async () => {
+    const root = installedRoot();
+    copyFileSync(otherBundle(dir(), 'v1.0.0'), join(root, 'releases', 'v1.0.0', 'containai-v1.0.0.tar.gz'));
+    const r = await releaseCheck(root);
+    expect(r.code).toBe(1);
+    expect(r.check('release').message).toContain('kept bundle containai-v1.0.0.tar.gz');
+  });
+
+  test('UNSIGNED on a prod host fails', async () => {
+    const root = installedRoot({ profile: 'PROFILE=prod\nIMAGE_PREFIX=containai\nIMAGE_TAG=v1.0.0\nREGISTRY=ghcr.io/acme\n' });
+    const r = await releaseCheck(root);
+    expect(r.code).toBe(1);
+    expect(r.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining('UNSIGNED on a prod host') });
+  });
+
+  test('with policy flags that refuse unsigned releases, an UNSIGNED install fails', async () => {
+    const r = await releaseCheck(installedRoot(), ['--repo', 'acme/containai']);
+    expect(r.code).toBe(1);
+    expect(r.check('release').message).toContain('UNSIGNED');
+  });
+
+  test('no release installed fails with the install command as fix', async () => {
+    const r = await releaseCheck(dir());
+    expect(r.check('release')).toMatchObject({ status: 'fail', fix: expect.stringContaining('containai-host install') });
+    expect(r.check('profile').status).toBe('skip');
+  });
+});
+
+describe('profile', () => {
+  test('prod: a pinned image missing from the engine fails and names it', async () => {
+    const dockerd = await startDockerd();
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const root = installedRoot({ profile: `PROFILE=prod\nIMAGE_PREFIX=containai\nIMAGE_TAG=v1.0.0\nREGISTRY=ghcr.io/acme\nIMAGE_DIGEST_PROXY=${digest}\n` });
+    const r = await checkHealth(root, { DOCKER_HOST: dockerd.dockerHost, PATH: pathWith({}) });
+    expect(r.check('profile')).toMatchObject({ status: 'fail', message: expect.stringContaining(`ghcr.io/acme/containai-proxy@${digest}`) });
+  });
+
+  test('an invalid profile fails with its problem', async () => {
+    const dockerd = await startDockerd();
+    const root = installedRoot({ profile: 'PROFILE=prod\nIMAGE_PREFIX=containai\nIMAGE_TAG=latest\n' });
+    const r = await checkHealth(root, { DOCKER_HOST: dockerd.dockerHost, PATH: pathWith({}) });
+    expect(r.check('profile')).toMatchObject({ status: 'fail', message: expect.stringContaining('IMAGE_TAG') });
+  });
+});
