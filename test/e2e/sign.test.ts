@@ -1,0 +1,78 @@
+/** containai-build sign: payload.sigstore.json and payload.sig that verify with the pinned public key; keys never printed. */
+import { describe, expect, test } from 'bun:test';
+import { createPublicKey, verify } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { build, expectNoStack, host, tempDir } from '../helpers/cli.ts';
+import { cosignEncryptedPem, makeKeyPair, sha256Hex, writeKeyPair } from '../helpers/signing.ts';
+
+function release(version = 'v1.0.0'): { out: string; dir: string; payload: Buffer } {
+  const out = tempDir('cai-sign-');
+  const dir = join(out, version);
+  mkdirSync(dir);
+  const payload = Buffer.from(`payload ${crypto.randomUUID()}\n`);
+  writeFileSync(join(dir, 'payload.tar.gz'), payload);
+  writeFileSync(join(dir, 'payload.sha256'), `${sha256Hex(payload)}  payload.tar.gz\n`);
+  return { out, dir, payload };
+}
+
+describe('containai-build sign', () => {
+  for (const kind of ['ecdsa', 'ed25519'] as const) {
+    test(`${kind} PKCS#8 key file: writes a bundle v0.3 and payload.sig that verify`, async () => {
+      const { out, dir, payload } = release();
+      const pair = makeKeyPair(kind);
+      const keys = writeKeyPair(out, 'cosign', pair);
+      const r = await build(['sign', '--version', 'v1.0.0', '--out', out, '--key', keys.key, '--json']);
+      expect(r.code).toBe(0);
+      const bundle = JSON.parse(readFileSync(join(dir, 'payload.sigstore.json'), 'utf8'));
+      expect(bundle.mediaType).toBe('application/vnd.dev.sigstore.bundle.v0.3+json');
+      expect(bundle.verificationMaterial.publicKey.hint).toMatch(/^[0-9a-f]{64}$/);
+      expect(Buffer.from(bundle.messageSignature.messageDigest.digest, 'base64').toString('hex')).toBe(sha256Hex(payload));
+      const sig = Buffer.from(readFileSync(join(dir, 'payload.sig'), 'utf8'), 'base64');
+      expect(verify(kind === 'ecdsa' ? 'sha256' : null, payload, createPublicKey(pair.publicPem), sig)).toBe(true);
+      // And the verifier accepts it with the pinned key.
+      const v = await host(['verify', '--artifact', join(dir, 'payload.tar.gz'), '--attestation', join(dir, 'payload.sigstore.json'), '--key', keys.pub, '--no-public-good', '--trust-dir', out]);
+      expect(v.code).toBe(0);
+      expect(r.stdout + r.stderr).not.toContain(pair.privatePem.split('\n')[1] as string);
+    });
+  }
+
+  test('a cosign-encrypted key from env://COSIGN_KEY with COSIGN_PASSWORD; neither is printed', async () => {
+    const { out, dir } = release();
+    const pair = makeKeyPair('ecdsa');
+    const password = 'hunter2-but-longer';
+    const pem = await cosignEncryptedPem(pair, password);
+    const r = await build(['sign', '--version', 'v1.0.0', '--out', out, '--key', 'env://COSIGN_KEY'], { env: { COSIGN_KEY: pem, COSIGN_PASSWORD: password } });
+    expect(r.code).toBe(0);
+    expect(existsSync(join(dir, 'payload.sigstore.json'))).toBe(true);
+    expect(r.stderr).not.toContain(password);
+    const bad = await build(['sign', '--version', 'v1.0.0', '--out', out, '--key', 'env://COSIGN_KEY', '--json'], { env: { COSIGN_KEY: pem, COSIGN_PASSWORD: 'not-the-password' } });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('wrong COSIGN_PASSWORD');
+    expect(bad.stdout + bad.stderr).not.toContain(pem.split('\n')[1] as string);
+    expectNoStack(bad.stderr);
+  });
+
+  test('a SEC1 key works; a payload that no longer matches payload.sha256 is not signed', async () => {
+    const { out, dir } = release();
+    const pair = makeKeyPair('ecdsa');
+    const key = join(out, 'sec1.key');
+    writeFileSync(key, pair.sec1Pem as string);
+    expect((await build(['sign', '--version', 'v1.0.0', '--out', out, '--key', key])).code).toBe(0);
+    writeFileSync(join(dir, 'payload.tar.gz'), 'changed after packaging');
+    const r = await build(['sign', '--version', 'v1.0.0', '--out', out, '--key', key]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('does not match payload.sha256');
+  });
+
+  test('no key, a missing release, or a public key given as the key: one line, exit 1', async () => {
+    const { out } = release();
+    const pair = makeKeyPair('ecdsa');
+    const keys = writeKeyPair(out, 'k', pair);
+    for (const args of [['--key', 'env://COSIGN_KEY'], ['--key', keys.pub], ['--key', keys.key, '--version', 'v0.0.0-missing']]) {
+      const r = await build(['sign', '--version', 'v1.0.0', '--out', out, ...args]);
+      expect(r.code).toBe(1);
+      expectNoStack(r.stderr);
+    }
+  });
+});
