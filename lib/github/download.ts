@@ -106,7 +106,7 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 export async function downloadReleaseAsset(options: DownloadOptions): Promise<DownloadResult> {
   const {
-    maxBytes = 4 << 30,
+    maxBytes = 4 * 1024 ** 3,
     deadlineMs = 30 * 60_000,
     idleTimeoutMs = 60_000,
     retries = 4,

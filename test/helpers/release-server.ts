@@ -11,7 +11,9 @@
  * byte by byte with test/helpers/archives.ts, optionally damaged.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { expect } from 'bun:test';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { buildTarGz, goodPayloadEntries, GOOD_FILES, sha256Hex, type TarSpec } from './archives.ts';
@@ -208,3 +210,23 @@ export function makeTestBundle(dir: string, version: string, options: TestBundle
   writeFileSync(path, buildTarGz(members));
   return path;
 }
+
+// ---------------------------------------------------------------------------
+
+/** The release current names, checked against its own SHA256SUMS by this test (not by the code under test). */
+export function expectIntact(root: string, version: string): void {
+  const target = readlinkSync(join(root, 'current'));
+  expect(target).toMatch(new RegExp(`^releases/${version.replace(/\./g, '\\.')}(@\\d+)?$`));
+  const dir = join(root, target);
+  const sums = readFileSync(join(dir, 'SHA256SUMS'), 'utf8').trim().split('\n');
+  for (const line of sums) {
+    const [hash, path] = line.split(/ {2}/) as [string, string];
+    expect(createHash('sha256').update(readFileSync(join(dir, path))).digest('hex'), path).toBe(hash);
+  }
+  const record = JSON.parse(readFileSync(join(dir, 'install.json'), 'utf8'));
+  expect(record.version).toBe(version);
+  expect(existsSync(join(dir, `containai-${version}.tar.gz`))).toBe(true);
+  expect(readdirSync(join(root, 'releases')).filter((n) => n.startsWith('.'))).toEqual([]);
+  expect(readdirSync(root).filter((n) => n.startsWith('.'))).toEqual([]);
+}
+

@@ -1,0 +1,329 @@
+/**
+ * containai-host install / rollback / status / prune through the compiled
+ * binary. Every refusal also checks that nothing was lost or half-written:
+ * current still names the old complete release (its SHA256SUMS checked here,
+ * independently of the code under test) and no staging is left.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import {
+  bundleAround,
+  gzipBomb,
+  hostileBundles,
+  hostilePayloads,
+  manyEntriesTarGz,
+} from '../helpers/archives.ts';
+import { expectNoStack, host, removeDir, tempDir } from '../helpers/cli.ts';
+import { expectIntact, makeTestBundle } from '../helpers/release-server.ts';
+import { acquireLock } from '../../lib/release/lock.ts';
+import { installLayout } from '../../lib/release/layout.ts';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach(removeDir));
+function scratch(): string {
+  const d = tempDir('cai-install-');
+  dirs.push(d);
+  return d;
+}
+
+let assets: string;
+beforeAll(() => {
+  assets = scratch();
+  for (const v of ['v1.0.0', 'v1.1.0', 'v1.2.0', 'v2.0.0']) makeTestBundle(assets, v);
+});
+
+const UNSIGNED = ['--allow-unsigned', '--allow-nonroot'];
+
+function install(root: string, version: string, ...extra: string[]) {
+  return host(['install', '--version', version, '--asset-dir', assets, '--install-root', root, ...UNSIGNED, ...extra]);
+}
+
+function events(root: string): Array<Record<string, unknown>> {
+  return readFileSync(join(root, 'state', 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+}
+
+async function freshRoot(version = 'v1.0.0'): Promise<string> {
+  const root = join(scratch(), 'opt');
+  const r = await install(root, version);
+  expect(r.code, r.stderr).toBe(0);
+  return root;
+}
+
+describe('install', () => {
+  test('installs from --asset-dir, keeps the bundle, writes install.json, logs the event', async () => {
+    const root = join(scratch(), 'opt');
+    const r = await install(root, 'v1.0.0', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ ok: true, outcome: 'installed', version: 'v1.0.0', signer: 'UNSIGNED' });
+    expect(doc.steps.map((s: { name: string }) => s.name)).toEqual(['fetch', 'read', 'check-hash', 'verify', 'extract', 'check-sums', 'keep', 'sync', 'place', 'activate']);
+    expectIntact(root, 'v1.0.0');
+    expect(lstatSync(join(root, 'current')).isSymbolicLink()).toBe(true);
+    expect(existsSync(join(root, 'previous'))).toBe(false);
+    const record = JSON.parse(readFileSync(join(root, 'releases/v1.0.0/install.json'), 'utf8'));
+    expect(record).toMatchObject({ version: 'v1.0.0', signer: 'UNSIGNED', bundle: 'containai-v1.0.0.tar.gz' });
+    expect(record.bundleSha256).toBe(createHash('sha256').update(readFileSync(join(assets, 'containai-v1.0.0.tar.gz'))).digest('hex'));
+    expect(events(root).at(-1)).toMatchObject({ action: 'install', version: 'v1.0.0', outcome: 'ok' });
+  });
+
+  test('a second version becomes current and the first previous; status lists both', async () => {
+    const root = await freshRoot();
+    expect((await install(root, 'v1.1.0')).code).toBe(0);
+    expectIntact(root, 'v1.1.0');
+    expect(readlinkSync(join(root, 'previous'))).toBe('releases/v1.0.0');
+    const status = await host(['status', '--install-root', root, '--json']);
+    expect(status.code).toBe(0);
+    const doc = JSON.parse(status.stdout);
+    expect(doc.current).toBe('v1.1.0');
+    expect(doc.previous).toBe('v1.0.0');
+    expect(doc.releases.map((r: { version: string }) => r.version)).toEqual(['v1.0.0', 'v1.1.0']);
+    expect(doc.releases[0].signerText).toBe('UNSIGNED');
+    expect(doc.releases[0].bytes).toBeGreaterThan(0);
+    const human = await host(['status', '--install-root', root]);
+    expect(human.stderr).toContain('current:  v1.1.0');
+    expect(human.stderr).toContain('UNSIGNED');
+  });
+
+  test('the version already current is verified and left untouched; --force replaces it atomically', async () => {
+    const root = await freshRoot();
+    expect((await install(root, 'v1.1.0')).code).toBe(0);
+    const before = lstatSync(join(root, 'releases/v1.1.0')).ino;
+    const again = await install(root, 'v1.1.0');
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain('already current');
+    expect(lstatSync(join(root, 'releases/v1.1.0')).ino).toBe(before);
+    const forced = await install(root, 'v1.1.0', '--force');
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(readlinkSync(join(root, 'current'))).toBe('releases/v1.1.0@2');
+    expect(readlinkSync(join(root, 'previous'))).toBe('releases/v1.0.0');
+    expect(existsSync(join(root, 'releases/v1.1.0'))).toBe(false);
+    expectIntact(root, 'v1.1.0');
+    // A tampered current is not reported as fine.
+    writeFileSync(join(root, 'current', 'README.md'), 'tampered');
+    const bad = await install(root, 'v1.1.0');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('--force');
+  });
+
+  test('a downgrade is refused unless --allow-downgrade, and deleting releases does not lower the floor', async () => {
+    const root = await freshRoot('v1.2.0');
+    const r = await install(root, 'v1.0.0');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('downgrade');
+    expectIntact(root, 'v1.2.0');
+    // Even with every release gone the floor remains.
+    expect((await install(root, 'v2.0.0')).code).toBe(0);
+    rmSync(join(root, 'releases/v1.2.0'), { recursive: true });
+    rmSync(join(root, 'previous'));
+    expect((await install(root, 'v1.1.0')).code).toBe(1);
+    expectIntact(root, 'v2.0.0');
+    const allowed = await install(root, 'v1.1.0', '--allow-downgrade');
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expectIntact(root, 'v1.1.0');
+    expect(events(root).some((e) => e.outcome === 'refused' && String(e.reason).includes('downgrade'))).toBe(true);
+  });
+
+  test('unsigned bundles are refused without --allow-unsigned', async () => {
+    const root = await freshRoot();
+    const r = await host(['install', '--version', 'v1.1.0', '--asset-dir', assets, '--install-root', root, '--allow-nonroot']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('unsigned');
+    expectIntact(root, 'v1.0.0');
+  });
+
+  test('stale staging folders and temp links from a crash are removed by the next run', async () => {
+    const root = await freshRoot();
+    mkdirSync(join(root, 'releases/.staging-v9-abc/tree'), { recursive: true });
+    symlinkSync('releases/v1.0.0', join(root, '.tmp-current-1-dead'));
+    expect((await install(root, 'v1.1.0')).code).toBe(0);
+    expectIntact(root, 'v1.1.0');
+  });
+});
+
+describe('bad input changes nothing', () => {
+  const outsideDir = () => {
+    const d = join(scratch(), 'outside');
+    mkdirSync(d);
+    writeFileSync(join(d, 'target.txt'), 'original');
+    return d;
+  };
+
+  const payloadCases: Array<[string, (outside: string) => Buffer]> = [
+    ['path traversal (../)', (o) => bundleAround(hostilePayloads.traversal(o))],
+    ['an absolute path', (o) => bundleAround(hostilePayloads.absolute(o))],
+    ['a symlink out of the release, then a file written through it', (o) => bundleAround(hostilePayloads.symlinkThenWrite(o))],
+    ['a symlink that leaves the release', () => bundleAround(hostilePayloads.symlinkOutside())],
+    ['a hardlink to a file outside', (o) => bundleAround(hostilePayloads.hardlinkOutside(o))],
+    ['a character device', () => bundleAround(hostilePayloads.charDevice())],
+    ['a FIFO', () => bundleAround(hostilePayloads.fifo())],
+    ['a setuid file', () => bundleAround(hostilePayloads.setuid())],
+    ['a setgid file', () => bundleAround(hostilePayloads.setgid())],
+    ['an entry declaring a huge size', () => bundleAround(hostilePayloads.hugeDeclaredSize())],
+    ['a path 2,000 folders deep', () => bundleAround(hostilePayloads.deepPath(2000))],
+    ['the same name twice', () => bundleAround(hostilePayloads.duplicateFile())],
+    ['100,000 tiny entries', () => bundleAround(manyEntriesTarGz(100_000))],
+    ['a gzip bomb', () => bundleAround(gzipBomb(2 ** 35))],
+    ['a bundle with a member SPEC does not name', () => hostileBundles.unknownMember()],
+    ['a truncated bundle', () => hostileBundles.truncated()],
+    ['a bundle without payload.sha256', () => hostileBundles.missingSha256()],
+    ['a bundle without payload.tar.gz', () => hostileBundles.missingPayload()],
+    ['a payload.sha256 mismatch', () => hostileBundles.shaMismatch()],
+    ['garbage', () => hostileBundles.garbage()],
+  ];
+
+  let root: string;
+  beforeAll(async () => {
+    root = await freshRoot('v1.0.0');
+    expect((await install(root, 'v1.1.0')).code).toBe(0);
+  });
+
+  test.each(payloadCases)('%s', async (_name, make) => {
+    const outside = outsideDir();
+    const file = join(scratch(), 'containai-v1.2.0.tar.gz');
+    writeFileSync(file, make(outside));
+    const r = await host(['install', '--version', 'v1.2.0', '--bundle', file, '--install-root', root, ...UNSIGNED]);
+    expect(r.code, r.stderr).toBe(1);
+    expectNoStack(r.stderr);
+    expectIntact(root, 'v1.1.0');
+    expect(readlinkSync(join(root, 'previous'))).toBe('releases/v1.0.0');
+    expect(existsSync(join(root, 'releases/v1.2.0'))).toBe(false);
+    expect(readdirSync(outside)).toEqual(['target.txt']);
+    expect(readFileSync(join(outside, 'target.txt'), 'utf8')).toBe('original');
+    expect(events(root).at(-1)).toMatchObject({ action: 'install', version: 'v1.2.0', outcome: 'refused' });
+  }, 60_000);
+
+  test.each([
+    ['a SHA256SUMS mismatch', { sumsMismatch: true }, 'does not match'],
+    ['a file SHA256SUMS does not list', { unlisted: { 'host/extra.sh': 'echo sneaky\n' } }, 'not listed'],
+    ['payload.sha256 mismatch', { payloadShaMismatch: true }, 'payload.sha256'],
+    ['a payload that writes install.json itself', { files: { 'install.json': '{}' } }, 'install.json'],
+  ] as const)('%s', async (_name, options, message) => {
+    const dir = scratch();
+    makeTestBundle(dir, 'v1.2.0', options);
+    const r = await host(['install', '--version', 'v1.2.0', '--asset-dir', dir, '--install-root', root, ...UNSIGNED]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(message);
+    expectIntact(root, 'v1.1.0');
+  });
+
+  test('a missing bundle names the file', async () => {
+    const r = await host(['install', '--version', 'v7.0.0', '--asset-dir', assets, '--install-root', root, ...UNSIGNED]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('containai-v7.0.0.tar.gz');
+    expectIntact(root, 'v1.1.0');
+  });
+
+  test('an unsafe --version is refused before anything is read', async () => {
+    const r = await host(['install', '--version', '../v1', '--asset-dir', assets, '--install-root', root, ...UNSIGNED]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('safe version');
+  });
+});
+
+describe('verify-only', () => {
+  test('passes on an intact release, fails on a tampered or extra file, and changes nothing', async () => {
+    const root = await freshRoot();
+    const ok = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned', '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, filesChecked: 5 });
+    // Installed unsigned: without --allow-unsigned that is a problem.
+    const strict = await host(['install', '--verify-only', '--install-root', root]);
+    expect(strict.code).toBe(1);
+    expect(strict.stderr).toContain('UNSIGNED');
+    writeFileSync(join(root, 'current', 'host', 'extra'), 'x');
+    const extra = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
+    expect(extra.code).toBe(1);
+    expect(extra.stderr).toContain('host/extra: not listed in SHA256SUMS');
+    rmSync(join(root, 'current', 'host', 'extra'));
+    writeFileSync(join(root, 'current', 'host', 'profile.env'), 'IMAGE_PREFIX=evil\n');
+    const tampered = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
+    expect(tampered.code).toBe(1);
+    expect(tampered.stderr).toContain('host/profile.env: content does not match');
+    expect(readlinkSync(join(root, 'current'))).toBe('releases/v1.0.0');
+    expect(events(root).at(-1)).toMatchObject({ action: 'verify', outcome: 'refused', version: 'v1.0.0' });
+  });
+
+  test('a current link that leaves releases/ is reported, not followed', async () => {
+    const root = await freshRoot();
+    rmSync(join(root, 'current'));
+    symlinkSync('/etc', join(root, 'current'));
+    const r = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('not at a folder in releases/');
+  });
+});
+
+describe('rollback and prune', () => {
+  test('rollback swaps current and previous; without previous it refuses and changes nothing', async () => {
+    const root = await freshRoot();
+    const none = await host(['rollback', '--install-root', root, '--allow-nonroot']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('no previous release');
+    expectIntact(root, 'v1.0.0');
+    expect((await install(root, 'v1.1.0')).code).toBe(0);
+    const r = await host(['rollback', '--install-root', root, '--allow-nonroot', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ current: 'v1.0.0', previous: 'v1.1.0' });
+    expectIntact(root, 'v1.0.0');
+    expect(readlinkSync(join(root, 'previous'))).toBe('releases/v1.1.0');
+    expect(events(root).at(-1)).toMatchObject({ action: 'rollback', version: 'v1.0.0', outcome: 'ok' });
+    // A tampered previous is not put live.
+    writeFileSync(join(root, 'previous', 'README.md'), 'tampered');
+    const refused = await host(['rollback', '--install-root', root, '--allow-nonroot']);
+    expect(refused.code).toBe(1);
+    expectIntact(root, 'v1.0.0');
+  });
+
+  test('prune keeps the newest N and never current or previous', async () => {
+    const root = await freshRoot('v1.0.0');
+    for (const v of ['v1.1.0', 'v1.2.0', 'v2.0.0']) expect((await install(root, v)).code).toBe(0);
+    // current v1.2.0 (after rollback), previous v2.0.0
+    expect((await host(['rollback', '--install-root', root, '--allow-nonroot'])).code).toBe(0);
+    const r = await host(['prune', '--keep', '0', '--install-root', root, '--allow-nonroot', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).removed.sort()).toEqual(['v1.0.0', 'v1.1.0']);
+    expect(readdirSync(join(root, 'releases')).sort()).toEqual(['v1.2.0', 'v2.0.0']);
+    expectIntact(root, 'v1.2.0');
+    const bad = await host(['prune', '--keep', '-1', '--install-root', root, '--allow-nonroot']);
+    expect(bad.code).toBe(2);
+  });
+});
+
+describe('lock, root and ownership', () => {
+  test('a second run says who holds the lock; a lock left by a dead process is taken over', async () => {
+    const root = await freshRoot();
+    const held = await acquireLock(installLayout(root), 'test holder', 0);
+    try {
+      const r = await install(root, 'v1.1.0', '--lock-wait', '0');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`locked by pid ${process.pid} (test holder`);
+    } finally {
+      held.release();
+    }
+    writeFileSync(join(root, 'state', 'lock'), JSON.stringify({ pid: 999999, command: 'containai-host install v0', since: '2026-01-01T00:00:00Z' }));
+    const r = await install(root, 'v1.1.0', '--lock-wait', '0');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('pid 999999');
+    expectIntact(root, 'v1.1.0');
+  });
+
+  test('without --allow-nonroot, a root owned by another user or under a home is refused', async () => {
+    const root = join(scratch(), 'opt');
+    mkdirSync(root);
+    chownSync(root, 1234, 1234);
+    const r = await host(['install', '--version', 'v1.0.0', '--asset-dir', assets, '--install-root', root, '--allow-unsigned']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('owned by uid 1234');
+    expect(readdirSync(root)).toEqual([]);
+    const home = await host(['install', '--version', 'v1.0.0', '--asset-dir', assets, '--install-root', '/root/cai-never-created/opt', '--allow-unsigned']);
+    expect(home.code).toBe(1);
+    expect(home.stderr).toContain('home folder');
+    expect(existsSync('/root/cai-never-created')).toBe(false);
+    // A root-owned folder outside homes is accepted.
+    const good = join(scratch(), 'opt2');
+    const ok = await host(['install', '--version', 'v1.0.0', '--asset-dir', assets, '--install-root', good, '--allow-unsigned']);
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+});
