@@ -50,6 +50,25 @@ export interface WriteTarGzOptions {
  */
 export const DEFAULT_LEVEL = 1;
 
+/**
+ * The mtime archives carry when SOURCE_DATE_EPOCH is unset: 1980-01-01T00:00:00Z,
+ * a fixed date (as zip and wheel builders use) rather than the clock or the last
+ * commit, so an archive is reproducible even when nobody set the variable.
+ */
+export const DEFAULT_MTIME = 315_532_800;
+
+/** SOURCE_DATE_EPOCH (reproducible-builds.org) if set, else DEFAULT_MTIME. */
+export function archiveMtime(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.SOURCE_DATE_EPOCH;
+  if (raw === undefined || raw === '') return DEFAULT_MTIME;
+  if (!/^\d{1,11}$/.test(raw)) {
+    throw new ContainaiError('INPUT', `SOURCE_DATE_EPOCH "${raw}" is not a number of seconds since 1970`, {
+      hint: 'set it to a unix time such as $(git log -1 --format=%ct), or unset it',
+    });
+  }
+  return Number(raw);
+}
+
 const BLOCK = 512;
 const ZEROS = Buffer.alloc(BLOCK * 2);
 /** The largest size an 11-digit octal field holds; larger files get a pax size record. */

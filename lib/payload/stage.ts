@@ -1,0 +1,94 @@
+/**
+ * Lays out the payload tree on disk (SPEC "The release"): payload/ with host/,
+ * README.md and LICENSE where the project has them, and tools/containai-host.
+ * sbom.json and SHA256SUMS are added by their own steps.
+ *
+ * Files are hard-linked into the staging folder rather than copied (the host
+ * binary alone is 100 MB): the staging folder sits beside the output, usually
+ * on the same file system as the project. Across file systems we copy.
+ */
+import { constants } from 'node:fs';
+import { copyFile, link, mkdir, stat, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type ArchiveEntry } from '../archive/write.ts';
+import { HOST_TOOL, PAYLOAD_TOP, TOOLS_DIR } from '../bundle/layout.ts';
+import { ContainaiError, describeCause } from '../errors.ts';
+import { scanTree } from './tree.ts';
+
+export interface PayloadSources {
+  /** The host tree, shipped as payload/host/. */
+  hostDir: string;
+  /** Where README.md and LICENSE are taken from, when present (the project root). */
+  projectDir: string;
+  /** The containai-host binary, shipped as payload/tools/containai-host. */
+  hostBinary: string;
+}
+
+/** Documents shipped beside host/ when the project has them. */
+const PROJECT_DOCS = ['README.md', 'LICENSE'] as const;
+
+/** Checks the host binary before anything is written: a missing one is the commonest mistake. */
+export async function assertHostBinary(path: string): Promise<void> {
+  const info = await stat(path).catch((err: unknown) => {
+    throw new ContainaiError('NOT_FOUND', `containai-host not found at ${path} (${describeCause(err)})`, {
+      cause: err,
+      hint: 'build it with "bun scripts/build.ts", or pass --host-binary FILE',
+    });
+  });
+  if (!info.isFile()) throw new ContainaiError('INPUT', `--host-binary ${path} is not a file`);
+}
+
+/** Builds <payloadDir> (whose name is "payload") from the sources; the host tree is checked first, whole. */
+export async function stagePayload(sources: PayloadSources, payloadDir: string): Promise<void> {
+  const hostEntries = await scanTree(sources.hostDir, 'host');
+  await assertHostBinary(sources.hostBinary);
+
+  const hostOut = join(payloadDir, 'host');
+  await mkdir(hostOut, { recursive: true });
+  for (const entry of hostEntries) {
+    const target = join(hostOut, entry.path);
+    if (entry.type === 'directory') await mkdir(target);
+    else if (entry.type === 'symlink') await symlink(entry.linkTarget as string, target);
+    else await linkOrCopy(entry.absolute, target);
+  }
+  for (const doc of PROJECT_DOCS) {
+    const source = join(sources.projectDir, doc);
+    const info = await stat(source).catch(() => undefined);
+    if (info?.isFile()) await linkOrCopy(source, join(payloadDir, doc));
+  }
+  await mkdir(join(payloadDir, TOOLS_DIR));
+  await linkOrCopy(sources.hostBinary, join(payloadDir, HOST_TOOL));
+}
+
+async function linkOrCopy(source: string, target: string): Promise<void> {
+  try {
+    await link(source, target);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK') {
+      throw new ContainaiError('INPUT', `cannot stage ${source}: ${describeCause(err)}`, { cause: err });
+    }
+    await copyFile(source, target, constants.COPYFILE_FICLONE);
+  }
+}
+
+/**
+ * The archive entries of a staged payload, under payload/. Modes are
+ * normalised: git records only the executable bit, so the other bits of a
+ * checkout depend on the umask of the machine; 0755/0644 makes the payload the
+ * same everywhere (and drops setuid, setgid and sticky).
+ */
+export async function payloadEntries(payloadDir: string): Promise<ArchiveEntry[]> {
+  const entries = await scanTree(payloadDir, PAYLOAD_TOP);
+  return [
+    { path: PAYLOAD_TOP, type: 'directory', mode: 0o755 },
+    ...entries.map((e): ArchiveEntry => {
+      const path = `${PAYLOAD_TOP}/${e.path}`;
+      if (e.type === 'directory') return { path, type: 'directory', mode: 0o755 };
+      if (e.type === 'symlink') return { path, type: 'symlink', mode: 0o777, linkTarget: e.linkTarget };
+      // The host tool is a program whatever mode the file it came from had.
+      const executable = e.path === HOST_TOOL || (e.mode & 0o111) !== 0;
+      return { path, type: 'file', source: e.absolute, mode: executable ? 0o755 : 0o644 };
+    }),
+  ];
+}

@@ -1,0 +1,116 @@
+/**
+ * Walks a tree that will ship inside a payload (host/, and the staged payload
+ * itself) and refuses what a server must never receive: links that leave the
+ * tree, files we cannot read, FIFOs, sockets and devices, and names that
+ * SHA256SUMS cannot hold (newline, backslash). Every problem is collected and
+ * reported at once, each with its path, so one run shows the whole list.
+ */
+import { constants } from 'node:fs';
+import { access, lstat, readdir, readlink, realpath } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { comparePaths } from '../digest.ts';
+import { ContainaiError, describeCause } from '../errors.ts';
+
+export interface TreeEntry {
+  /** POSIX path relative to the tree's root. */
+  path: string;
+  /** Where it is on disk. */
+  absolute: string;
+  type: 'file' | 'directory' | 'symlink';
+  /** Permission bits as found on disk. */
+  mode: number;
+  size: number;
+  linkTarget?: string;
+}
+
+const MAX_LISTED = 10;
+
+/**
+ * Every entry under root (not root itself), sorted by path. `label` is how the
+ * root is named in messages, e.g. "host".
+ */
+export async function scanTree(root: string, label: string): Promise<TreeEntry[]> {
+  let rootInfo;
+  try {
+    rootInfo = await lstat(root);
+  } catch (err) {
+    throw new ContainaiError('NOT_FOUND', `${label}/ not found (${describeCause(err)})`, {
+      cause: err,
+      hint: 'run from the repository root, where host/ is, or pass --host-dir DIR',
+    });
+  }
+  if (!rootInfo.isDirectory()) throw new ContainaiError('INPUT', `${label} is not a folder`, { hint: 'pass the host tree folder with --host-dir DIR' });
+
+  const realRoot = await realpath(root);
+  const entries: TreeEntry[] = [];
+  const problems: string[] = [];
+  await walk(root, '', realRoot, label, entries, problems);
+  if (problems.length > 0) {
+    const more = problems.length > MAX_LISTED ? `; and ${problems.length - MAX_LISTED} more` : '';
+    throw new ContainaiError('INPUT', `${label}/ cannot be packaged: ${problems.slice(0, MAX_LISTED).join('; ')}${more}`, {
+      hint: `fix or remove these paths under ${label}/ and run again`,
+      details: { problems },
+    });
+  }
+  return entries.sort((a, b) => comparePaths(a.path, b.path));
+}
+
+async function walk(dir: string, rel: string, realRoot: string, label: string, entries: TreeEntry[], problems: string[]): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    problems.push(`${label}/${rel || '.'}: cannot list (${describeCause(err)})`);
+    return;
+  }
+  for (const name of names.sort()) {
+    const path = rel ? `${rel}/${name}` : name;
+    const shown = `${label}/${path}`;
+    const absolute = join(dir, name);
+    if (/[\n\r\\]/.test(name)) {
+      problems.push(`${JSON.stringify(shown)}: the name holds a newline or backslash, which SHA256SUMS cannot list`);
+      continue;
+    }
+    const info = await lstat(absolute);
+    const mode = info.mode & 0o7777;
+    if (info.isDirectory()) {
+      entries.push({ path, absolute, type: 'directory', mode, size: 0 });
+      await walk(absolute, path, realRoot, label, entries, problems);
+    } else if (info.isFile()) {
+      const unreadable = await access(absolute, constants.R_OK).then(
+        () => undefined,
+        (err: unknown) => describeCause(err),
+      );
+      if (unreadable) problems.push(`${shown}: cannot read (${unreadable})`);
+      else entries.push({ path, absolute, type: 'file', mode, size: info.size });
+    } else if (info.isSymbolicLink()) {
+      const target = await readlink(absolute);
+      const leaves = await linkLeavesTree(path, absolute, target, realRoot);
+      if (leaves) problems.push(`${shown} -> ${target}: the link points outside ${label}/`);
+      else entries.push({ path, absolute, type: 'symlink', mode: 0o777, size: 0, linkTarget: target });
+    } else {
+      problems.push(`${shown}: is a ${kindOf(info)}, not a file, folder or symlink`);
+    }
+  }
+}
+
+/**
+ * A link must stay inside the tree both as written (an absolute target or one
+ * that climbs out with "..") and as the system resolves it now (a chain of
+ * links); a dangling link is judged by what it says.
+ */
+async function linkLeavesTree(path: string, absolute: string, target: string, realRoot: string): Promise<boolean> {
+  if (target === '' || posix.isAbsolute(target)) return true;
+  const lexical = posix.normalize(posix.join(posix.dirname(path), target));
+  if (lexical === '..' || lexical.startsWith('../')) return true;
+  const resolved = await realpath(absolute).catch(() => undefined);
+  return resolved !== undefined && resolved !== realRoot && !resolved.startsWith(`${realRoot}/`);
+}
+
+function kindOf(info: { isFIFO(): boolean; isSocket(): boolean; isBlockDevice(): boolean; isCharacterDevice(): boolean }): string {
+  if (info.isFIFO()) return 'FIFO';
+  if (info.isSocket()) return 'socket';
+  if (info.isBlockDevice()) return 'block device';
+  if (info.isCharacterDevice()) return 'character device';
+  return 'special file';
+}
