@@ -118,6 +118,7 @@ class Extraction {
   private sawTop = false;
   private openFd: number | undefined;
   private lastParent = '';
+  private readonly umask = process.umask();
   currentEntry = '';
 
   constructor(
@@ -223,10 +224,13 @@ class Extraction {
   }
 
   private fileSink(abs: string, rel: string, header: TarHeader): EntrySink {
-    const fd = openSync(abs, WRITE_FLAGS, 0o600);
+    const mode = header.mode & MODE_MASK;
+    // Created with its final mode when the umask leaves it whole (the usual case),
+    // which saves an fchmod per file; never wider than 0o600 otherwise until written.
+    const exact = (mode & this.umask) === 0;
+    const fd = openSync(abs, WRITE_FLAGS, exact ? mode : 0o600);
     this.openFd = fd;
     const hasher = new Bun.CryptoHasher('sha256');
-    const mode = header.mode & MODE_MASK;
     return {
       write(chunk) {
         hasher.update(chunk);
@@ -234,7 +238,7 @@ class Extraction {
         while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
       },
       end: () => {
-        fchmodSync(fd, mode);
+        if (!exact) fchmodSync(fd, mode);
         this.openFd = undefined;
         closeSync(fd);
         this.bytes += header.size;

@@ -44,7 +44,7 @@ function octal(value: number, width: number): string {
 }
 
 /** One 512-byte ustar header with a correct checksum. Sizes over 8 GiB use GNU base-256. */
-export function tarHeader(fields: { name: string; typeflag: string; size: number; mode: number; linkname?: string }): Buffer {
+export function tarHeader(fields: { name: string; typeflag: string; size: number; mode: number; linkname?: string; gnu?: boolean }): Buffer {
   const block = Buffer.alloc(512);
   const name = Buffer.from(fields.name);
   if (name.length > 100) throw new Error(`tarHeader: name over 100 bytes (use a pax record): ${fields.name}`);
@@ -65,7 +65,7 @@ export function tarHeader(fields: { name: string; typeflag: string; size: number
   block.write(octal(0, 12), 136, 'latin1');
   block.write(fields.typeflag, 156, 'latin1');
   if (fields.linkname) Buffer.from(fields.linkname).copy(block, 157);
-  block.write('ustar\u000000', 257, 'latin1');
+  block.write(fields.gnu ? 'ustar  \u0000' : 'ustar\u000000', 257, 'latin1');
   block.write('root', 265, 'latin1');
   block.write('root', 297, 'latin1');
   block.fill(0x20, 148, 156);
@@ -115,6 +115,20 @@ export function tarEntry(spec: TarSpec): Buffer {
   parts.push(tarHeader({ name, typeflag: TYPEFLAGS[type], size: declared, mode: spec.mode ?? defaultMode, linkname }));
   parts.push(body, pad(body.length));
   return Buffer.concat(parts);
+}
+
+/** An entry as GNU tar writes a long name: an 'L' record holding the name, then the header (GNU magic). */
+export function gnuLongNameEntry(name: string, body: string | Uint8Array = ''): Buffer {
+  const data = Buffer.from(`${name}\0`);
+  const content = Buffer.from(body);
+  return Buffer.concat([
+    tarHeader({ name: '././@LongLink', typeflag: 'L', size: data.length, mode: 0o644, gnu: true }),
+    data,
+    pad(data.length),
+    tarHeader({ name: name.slice(0, 99), typeflag: '0', size: content.length, mode: 0o644, gnu: true }),
+    content,
+    pad(content.length),
+  ]);
 }
 
 export const END_OF_ARCHIVE = Buffer.alloc(1024);
@@ -258,10 +272,26 @@ export const hostilePayloads = {
 
 /** `count` empty files under payload/ (100,000 by default), built fast as raw bytes. */
 export function manyEntriesTarGz(count = 100_000): Buffer {
-  const parts: Buffer[] = [tarEntry({ name: 'payload/', type: 'dir' })];
-  for (let i = 0; i < count; i++) parts.push(tarHeader({ name: `payload/f${i}`, typeflag: '0', size: 0, mode: 0o644 }));
-  parts.push(END_OF_ARCHIVE);
-  return gzipSync(Buffer.concat(parts), { level: 1 });
+  // One template header; per entry only the name and the checksum change (fast for 100,000).
+  const template = tarHeader({ name: '', typeflag: '0', size: 0, mode: 0o644 });
+  let base = 0;
+  for (let i = 0; i < 512; i++) base += i >= 148 && i < 156 ? 0x20 : (template[i] as number);
+  const first = tarEntry({ name: 'payload/', type: 'dir' });
+  const out = Buffer.alloc(first.length + count * 512 + END_OF_ARCHIVE.length);
+  first.copy(out, 0);
+  let off = first.length;
+  for (let i = 0; i < count; i++) {
+    template.copy(out, off);
+    const name = `payload/f${i}`;
+    let sum = base;
+    for (let j = 0; j < name.length; j++) {
+      out[off + j] = name.charCodeAt(j);
+      sum += name.charCodeAt(j);
+    }
+    out.write(`${sum.toString(8).padStart(6, '0')}\0 `, off + 148, 'latin1');
+    off += 512;
+  }
+  return gzipSync(out, { level: 1 });
 }
 
 /**

@@ -2,10 +2,14 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { extractTarGz, type ExtractLimits, PAYLOAD_LIMITS } from '../../lib/archive/extract.ts';
+import { TarParser, type TarHeader } from '../../lib/archive/tar.ts';
 import { ContainaiError } from '../../lib/errors.ts';
 import {
+  buildTar,
   buildTarGz,
+  END_OF_ARCHIVE,
   GOOD_FILES,
+  gnuLongNameEntry,
   garbage,
   globalPaxPathTarGz,
   goodPayloadEntries,
@@ -138,6 +142,20 @@ describe('extractTarGz: good archives', () => {
     expect(progress).toBe(lstatSync(box.archivePath).size);
   });
 
+  test('modes are exact whatever the umask', async () => {
+    const box = sandbox(buildTarGz(goodPayloadEntries()));
+    const previous = process.umask(0o077);
+    try {
+      await extractTarGz(box.archivePath, box.dest, { topFolder: 'payload' });
+    } finally {
+      process.umask(previous);
+    }
+    expect(lstatSync(join(box.dest, 'host/utils/run.sh')).mode & 0o7777).toBe(0o755);
+    expect(lstatSync(join(box.dest, 'README.md')).mode & 0o7777).toBe(0o644);
+    expect(lstatSync(join(box.dest, 'host/utils')).mode & 0o7777).toBe(0o755);
+    expect(lstatSync(box.dest).mode & 0o7777).toBe(0o755);
+  });
+
   test('refuses a destination that exists, and leaves it alone', async () => {
     const box = sandbox(buildTarGz(goodPayloadEntries()));
     mkdirSync(box.dest);
@@ -234,5 +252,76 @@ describe('extractTarGz: hostile archives are refused whole and leave nothing beh
     for (let i = 0; i < 200; i++) entries.push({ name: `payload/d${i % 10}/f${i}`, body: `file ${i}`, mode: 0o755 });
     entries.push({ name: 'payload/d1/', type: 'dir', mode: 0o555 }, ...hostilePayloads.fifo().slice(1));
     await expectRefused(buildTarGz(entries), /FIFO/);
+  });
+});
+
+describe('the tar parser', () => {
+  function parseInChunks(tar: Buffer, sizes: number[]) {
+    const seen: Array<{ header: TarHeader; body: Buffer }> = [];
+    const parser = new TarParser(
+      {
+        entry(header) {
+          const parts: Buffer[] = [];
+          seen.push({ header, body: Buffer.alloc(0) });
+          const record = seen[seen.length - 1] as { body: Buffer };
+          return { write: (c) => parts.push(Buffer.from(c)), end: () => (record.body = Buffer.concat(parts)) };
+        },
+      },
+      2 ** 40,
+      'test.tar',
+    );
+    let off = 0;
+    for (let i = 0; off < tar.length; i++) {
+      const n = sizes[i % sizes.length] as number;
+      parser.feed(tar.subarray(off, off + n));
+      off += n;
+    }
+    parser.finish();
+    return seen;
+  }
+
+  test('gives the same entries and bodies whatever the chunking', () => {
+    const body = Buffer.alloc(5000, 'z');
+    const tar = buildTar([...goodPayloadEntries(), { name: `payload/${'p/'.repeat(60)}x`, body }]);
+    const whole = parseInChunks(tar, [tar.length]);
+    for (const sizes of [[1], [7, 511, 513], [512], [1000, 3]]) {
+      const parts = parseInChunks(tar, sizes);
+      expect(parts.map((p) => [p.header.path, p.header.kind, p.header.mode, p.body.toString('hex')])).toEqual(
+        whole.map((p) => [p.header.path, p.header.kind, p.header.mode, p.body.toString('hex')]),
+      );
+    }
+    expect(whole.at(-1)?.header.path).toBe(`payload/${'p/'.repeat(60)}x`);
+    expect(whole.at(-1)?.body.equals(body)).toBe(true);
+  });
+
+  test('reads GNU long names', async () => {
+    const name = `payload/${'gnu-long/'.repeat(15)}file.txt`;
+    const tar = Buffer.concat([gnuLongNameEntry(name, 'gnu'), END_OF_ARCHIVE]);
+    expect(parseInChunks(tar, [333]).map((e) => [e.header.path, e.body.toString()])).toEqual([[name, 'gnu']]);
+    const { gzipSync } = await import('node:zlib');
+    const box = sandbox(gzipSync(tar));
+    await extractTarGz(box.archivePath, box.dest, { topFolder: 'payload' });
+    expect(readFileSync(join(box.dest, name.slice('payload/'.length)), 'utf8')).toBe('gnu');
+  });
+
+  test('extracts what GNU tar writes', async () => {
+    const box = sandbox(Buffer.alloc(0));
+    const src = join(box.root, 'src', 'payload');
+    mkdirSync(join(src, 'bin'), { recursive: true });
+    writeFileSync(join(src, 'bin', 'tool'), '#!/bin/sh\n', { mode: 0o755 });
+    writeFileSync(join(src, `${'x'.repeat(150)}.txt`), 'long');
+    const proc = Bun.spawnSync(['tar', '-czf', box.archivePath, '-C', join(box.root, 'src'), 'payload']);
+    expect(proc.exitCode).toBe(0);
+    const result = await extractTarGz(box.archivePath, box.dest, { topFolder: 'payload' });
+    expect(result.files.map((f) => f.path).sort()).toEqual(['bin/tool', `${'x'.repeat(150)}.txt`]);
+    expect(lstatSync(join(box.dest, 'bin/tool')).mode & 0o777).toBe(0o755);
+  });
+
+  test('a multi-member gzip is read as one stream', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const tar = buildTar(goodPayloadEntries());
+    const box = sandbox(Buffer.concat([gzipSync(tar.subarray(0, 1536)), gzipSync(tar.subarray(1536))]));
+    const result = await extractTarGz(box.archivePath, box.dest, { topFolder: 'payload' });
+    expect(result.files.length).toBe(Object.keys(GOOD_FILES).length);
   });
 });
