@@ -1,10 +1,12 @@
 import { defineCommand } from 'citty';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { assertSafeVersion, PAYLOAD_ARCHIVE, PAYLOAD_SHA256 } from '../../lib/bundle/layout.ts';
+import { archiveMtime } from '../../lib/archive/write.ts';
+import { assertSafeVersion, bundleFileName, PAYLOAD_ARCHIVE } from '../../lib/bundle/layout.ts';
+import { checkPayloadHash, unpackBundle } from '../../lib/bundle/read.ts';
+import { writeBundle } from '../../lib/bundle/write.ts';
 import { log, printJson } from '../../lib/cli/output.ts';
-import { parseSingleSum } from '../../lib/digest.ts';
 import { ContainaiError } from '../../lib/errors.ts';
 import { writeFileAtomic } from '../../lib/fs/atomic.ts';
 import { loadSigningKey } from '../../lib/trust/keys.ts';
@@ -14,7 +16,7 @@ import { jsonArgs } from '../_shared.ts';
 export default defineCommand({
   meta: {
     name: 'sign',
-    description: 'Sign payload.tar.gz with a key: writes payload.sigstore.json (Sigstore bundle) and payload.sig (base64, as cosign sign-blob), then repacks the bundle.',
+    description: "Sign the bundle's payload.tar.gz with a key: writes payload.sigstore.json (Sigstore bundle) and payload.sig (base64, as cosign sign-blob) into dist/<version>/ and repacks the bundle with them.",
   },
   args: {
     version: { type: 'string', description: 'the release to sign, dist/<version>/', required: true, valueHint: 'V' },
@@ -30,22 +32,30 @@ export default defineCommand({
   async run({ args }) {
     const version = assertSafeVersion(args.version);
     const releaseDir = join(args.out, version);
-    const payload = join(releaseDir, PAYLOAD_ARCHIVE);
-    if (!existsSync(payload)) {
-      throw new ContainaiError('NOT_FOUND', `${payload} does not exist`, { hint: `build it first: containai-build package --version ${version}` });
+    const bundlePath = join(releaseDir, bundleFileName(version));
+    if (!existsSync(bundlePath)) {
+      throw new ContainaiError('NOT_FOUND', `${bundlePath} does not exist`, { hint: `build it first: containai-build package --version ${version}` });
     }
     const key = await loadSigningKey(args.key);
-    const signed = await signBlob(payload, key);
-    // Sign only the payload that payload.sha256 names: a payload changed after packaging is not signed.
-    const expected = parseSingleSum(await readFile(join(releaseDir, PAYLOAD_SHA256), 'utf8').catch(() => ''), PAYLOAD_ARCHIVE, PAYLOAD_SHA256);
-    if (expected !== signed.sha256) {
-      throw new ContainaiError('VERIFY', `${payload} does not match ${PAYLOAD_SHA256}; refusing to sign it`, { hint: 'rebuild the release with containai-build package' });
+    // Sign the payload inside the bundle (what hosts verify), after checking it against payload.sha256.
+    const work = await mkdtemp(join(releaseDir, '.sign-'));
+    try {
+      const bundle = await unpackBundle(bundlePath, join(work, 'bundle'));
+      const payloadSha256 = await checkPayloadHash(bundle);
+      const payload = bundle.members[PAYLOAD_ARCHIVE] as string;
+      const signed = await signBlob(payload, key);
+      if (signed.sha256 !== payloadSha256) throw new ContainaiError('INTERNAL', 'payload.tar.gz changed while it was being signed');
+      const sigstorePath = join(releaseDir, 'payload.sigstore.json');
+      const sigPath = join(releaseDir, 'payload.sig');
+      await writeFileAtomic(sigstorePath, `${JSON.stringify(signed.bundle)}\n`);
+      await writeFileAtomic(sigPath, signed.signatureBase64);
+      await writeBundle(bundlePath, { ...bundle.members, 'payload.sigstore.json': sigstorePath, 'payload.sig': sigPath }, { mtime: archiveMtime() });
+      log().success(`signed ${PAYLOAD_ARCHIVE} (sha256:${payloadSha256}) with ${key.algorithm} key ${key.keyId}; repacked ${bundlePath}`);
+      if (args.json) {
+        printJson({ ok: true, version, bundle: bundlePath, payloadSha256, keyId: key.keyId, algorithm: key.algorithm, files: [sigstorePath, sigPath] });
+      }
+    } finally {
+      await rm(work, { recursive: true, force: true });
     }
-    await writeFileAtomic(join(releaseDir, 'payload.sigstore.json'), `${JSON.stringify(signed.bundle)}\n`);
-    await writeFileAtomic(join(releaseDir, 'payload.sig'), signed.signatureBase64);
-    log().success(`signed ${payload} (sha256:${signed.sha256}) with ${key.algorithm} key ${key.keyId}`);
-    // TODO(issue 4): repack the bundle through lib/bundle/write.ts once it lands.
-    log().warn(`the bundle is not repacked yet: run containai-build repack --version ${version}`);
-    if (args.json) printJson({ ok: true, version, sha256: signed.sha256, keyId: key.keyId, algorithm: key.algorithm, files: ['payload.sigstore.json', 'payload.sig'] });
   },
 });

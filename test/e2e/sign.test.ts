@@ -3,23 +3,27 @@ import { describe, expect, test } from 'bun:test';
 import { createPublicKey, verify } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeBundle } from '../../lib/bundle/write.ts';
 import { build, expectNoStack, host, tempDir } from '../helpers/cli.ts';
 import { cosignEncryptedPem, makeKeyPair, sha256Hex, writeKeyPair } from '../helpers/signing.ts';
 
-function release(version = 'v1.0.0'): { out: string; dir: string; payload: Buffer } {
+/** dist/<version>/ as package leaves it: payload, payload.sha256 and the bundle holding both. */
+async function release(version = 'v1.0.0', sum?: string): Promise<{ out: string; dir: string; payload: Buffer; bundle: string }> {
   const out = tempDir('cai-sign-');
   const dir = join(out, version);
   mkdirSync(dir);
   const payload = Buffer.from(`payload ${crypto.randomUUID()}\n`);
   writeFileSync(join(dir, 'payload.tar.gz'), payload);
-  writeFileSync(join(dir, 'payload.sha256'), `${sha256Hex(payload)}  payload.tar.gz\n`);
-  return { out, dir, payload };
+  writeFileSync(join(dir, 'payload.sha256'), `${sum ?? sha256Hex(payload)}  payload.tar.gz\n`);
+  const bundle = join(dir, `containai-${version}.tar.gz`);
+  await writeBundle(bundle, { 'payload.tar.gz': join(dir, 'payload.tar.gz'), 'payload.sha256': join(dir, 'payload.sha256') }, { mtime: 0 });
+  return { out, dir, payload, bundle };
 }
 
 describe('containai-build sign', () => {
   for (const kind of ['ecdsa', 'ed25519'] as const) {
     test(`${kind} PKCS#8 key file: writes a bundle v0.3 and payload.sig that verify`, async () => {
-      const { out, dir, payload } = release();
+      const { out, dir, payload, bundle: bundlePath } = await release();
       const pair = makeKeyPair(kind);
       const keys = writeKeyPair(out, 'cosign', pair);
       const r = await build(['sign', '--version', 'v1.0.0', '--out', out, '--key', keys.key, '--json']);
@@ -30,15 +34,20 @@ describe('containai-build sign', () => {
       expect(Buffer.from(bundle.messageSignature.messageDigest.digest, 'base64').toString('hex')).toBe(sha256Hex(payload));
       const sig = Buffer.from(readFileSync(join(dir, 'payload.sig'), 'utf8'), 'base64');
       expect(verify(kind === 'ecdsa' ? 'sha256' : null, payload, createPublicKey(pair.publicPem), sig)).toBe(true);
-      // And the verifier accepts it with the pinned key.
-      const v = await host(['verify', '--artifact', join(dir, 'payload.tar.gz'), '--attestation', join(dir, 'payload.sigstore.json'), '--key', keys.pub, '--no-public-good', '--trust-dir', out]);
+      // The bundle was repacked with both, and the host verifies it with the pinned key.
+      const v = await host(['verify', '--bundle', bundlePath, '--key', keys.pub, '--no-public-good', '--trust-dir', out, '--json']);
       expect(v.code).toBe(0);
+      expect(JSON.parse(v.stdout)).toMatchObject({ kind: 'key', artifactSha256: sha256Hex(payload) });
+      const list = Bun.spawnSync(['tar', '-tzf', bundlePath]).stdout.toString().split('\n').filter(Boolean).sort();
+      expect(list).toEqual(['payload.sha256', 'payload.sig', 'payload.sigstore.json', 'payload.tar.gz']);
+      const artifact = await host(['verify', '--artifact', join(dir, 'payload.tar.gz'), '--attestation', join(dir, 'payload.sigstore.json'), '--key', keys.pub, '--no-public-good', '--trust-dir', out]);
+      expect(artifact.code).toBe(0);
       expect(r.stdout + r.stderr).not.toContain(pair.privatePem.split('\n')[1] as string);
     });
   }
 
   test('a cosign-encrypted key from env://COSIGN_KEY with COSIGN_PASSWORD; neither is printed', async () => {
-    const { out, dir } = release();
+    const { out, dir } = await release();
     const pair = makeKeyPair('ecdsa');
     const password = 'hunter2-but-longer';
     const pem = await cosignEncryptedPem(pair, password);
@@ -53,20 +62,21 @@ describe('containai-build sign', () => {
     expectNoStack(bad.stderr);
   });
 
-  test('a SEC1 key works; a payload that no longer matches payload.sha256 is not signed', async () => {
-    const { out, dir } = release();
+  test('a SEC1 key works; a bundle whose payload does not match payload.sha256 is not signed', async () => {
     const pair = makeKeyPair('ecdsa');
-    const key = join(out, 'sec1.key');
+    const good = await release();
+    const key = join(good.out, 'sec1.key');
     writeFileSync(key, pair.sec1Pem as string);
-    expect((await build(['sign', '--version', 'v1.0.0', '--out', out, '--key', key])).code).toBe(0);
-    writeFileSync(join(dir, 'payload.tar.gz'), 'changed after packaging');
-    const r = await build(['sign', '--version', 'v1.0.0', '--out', out, '--key', key]);
+    expect((await build(['sign', '--version', 'v1.0.0', '--out', good.out, '--key', key])).code).toBe(0);
+    const bad = await release('v1.0.0', '0'.repeat(64));
+    const r = await build(['sign', '--version', 'v1.0.0', '--out', bad.out, '--key', key]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('does not match payload.sha256');
+    expect(r.stderr).toContain('payload.sha256');
+    expect(existsSync(join(bad.dir, 'payload.sigstore.json'))).toBe(false);
   });
 
   test('no key, a missing release, or a public key given as the key: one line, exit 1', async () => {
-    const { out } = release();
+    const { out } = await release();
     const pair = makeKeyPair('ecdsa');
     const keys = writeKeyPair(out, 'k', pair);
     for (const args of [['--key', 'env://COSIGN_KEY'], ['--key', keys.pub], ['--key', keys.key, '--version', 'v0.0.0-missing']]) {
