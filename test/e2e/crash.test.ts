@@ -1,0 +1,89 @@
+/**
+ * kill -9 at random moments: an install killed anywhere leaves current on a
+ * complete, verified release, and the next install succeeds (cleaning what the
+ * killed one staged). The kill delays come from a seeded PRNG so a failure can
+ * be replayed: CRASH_SEED=<n>.
+ */
+import { afterAll, expect, test } from 'bun:test';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { baseEnv, binaryPath, removeDir, tempDir } from '../helpers/cli.ts';
+import { expectIntact, makeTestBundle } from '../helpers/release-server.ts';
+
+const RUNS = 50;
+const SEED = Number(process.env.CRASH_SEED ?? 20261127);
+const work = tempDir('cai-crash-');
+afterAll(() => removeDir(work));
+
+/** mulberry32: small, seedable, good enough to spread kill moments. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const VERSIONS = ['v1.0.0', 'v1.1.0'];
+const assets = join(work, 'assets');
+const root = join(work, 'opt');
+// Enough files that extraction and hashing take a while, so kills land in every step.
+const files: Record<string, Uint8Array> = {};
+for (let i = 0; i < 60; i++) files[`host/data/f${i}.bin`] = randomBytes(16 * 1024);
+for (const v of VERSIONS) makeTestBundle(assets, v, { files });
+
+function spawnInstall(version: string) {
+  return Bun.spawn(
+    [binaryPath('containai-host'), 'install', '--version', version, '--asset-dir', assets, '--install-root', root,
+      '--allow-unsigned', '--allow-nonroot', '--allow-downgrade', '--force'],
+    { env: baseEnv(), stdout: 'ignore', stderr: 'pipe' },
+  );
+}
+
+function currentVersion(): string {
+  return JSON.parse(readFileSync(join(root, readlinkSync(join(root, 'current')), 'install.json'), 'utf8')).version;
+}
+
+test(`${RUNS} installs killed with SIGKILL at random moments leave current complete and verified`, async () => {
+  const first = spawnInstall('v1.0.0');
+  const started = performance.now();
+  expect(await first.exited).toBe(0);
+  const duration = performance.now() - started;
+  const random = prng(SEED);
+  let killedMidway = 0;
+  for (let run = 0; run < RUNS; run++) {
+    const version = VERSIONS[run % 2] as string;
+    const victim = spawnInstall(version);
+    const delay = random() * duration * 1.2;
+    const timer = setTimeout(() => process.kill(victim.pid, 'SIGKILL'), delay);
+    const code = await victim.exited;
+    clearTimeout(timer);
+    if (victim.signalCode === 'SIGKILL') killedMidway++;
+    else expect(code, `run ${run} (seed ${SEED})`).toBe(0);
+    // Whatever moment it died at, current is a complete release that matches its SHA256SUMS.
+    const live = currentVersion();
+    expect(VERSIONS).toContain(live);
+    expectLiveIntact(live);
+    // And the next install succeeds, cleaning up what the killed one staged.
+    const next = spawnInstall(VERSIONS[(run + 1) % 2] as string);
+    const stderr = await new Response(next.stderr).text();
+    expect(await next.exited, `next install after run ${run} (seed ${SEED}, delay ${delay.toFixed(0)} ms): ${stderr}`).toBe(0);
+    expectIntact(root, VERSIONS[(run + 1) % 2] as string);
+  }
+  // The kills must actually have interrupted installs, not only hit finished ones.
+  expect(killedMidway).toBeGreaterThan(RUNS / 2);
+}, 240_000);
+
+/** Like expectIntact, but leftovers of the killed run are allowed until the next run cleans them. */
+function expectLiveIntact(version: string): void {
+  const dir = join(root, readlinkSync(join(root, 'current')));
+  for (const line of readFileSync(join(dir, 'SHA256SUMS'), 'utf8').trim().split('\n')) {
+    const [hash, path] = line.split(/ {2}/) as [string, string];
+    expect(new Bun.CryptoHasher('sha256').update(readFileSync(join(dir, path))).digest('hex'), `${version}: ${path}`).toBe(hash);
+  }
+  expect(JSON.parse(readFileSync(join(dir, 'install.json'), 'utf8')).version).toBe(version);
+}
