@@ -42,7 +42,7 @@ const WORKER_THRESHOLD = 16 << 20;
 export async function hashFiles(paths: readonly string[], totalBytes = Infinity): Promise<Map<string, HashResult>> {
   const results = new Map<string, HashResult>();
   const threads = Math.min(availableParallelism(), 8, paths.length);
-  if (threads <= 1 || totalBytes < WORKER_THRESHOLD) {
+  if (threads < 1 || totalBytes < WORKER_THRESHOLD) {
     for (const path of paths) {
       try {
         results.set(path, { sha256: await sha256File(path) });

@@ -12,20 +12,21 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extractTarGz } from '../archive/extract.ts';
 import { PAYLOAD_LIMITS } from '../archive/policy.ts';
 import { checkPayloadHash, unpackBundle } from '../bundle/read.ts';
 import { bundleFileName, PAYLOAD_TOP, SUMS_FILE } from '../bundle/layout.ts';
 import { parseSums } from '../digest.ts';
-import { ContainaiError } from '../errors.ts';
+import { ContainaiError, describeCause } from '../errors.ts';
 import { fsyncDir } from '../fs/atomic.ts';
 import { downloadReleaseAsset } from '../github/download.ts';
 import { log } from '../cli/output.ts';
 import { runSteps, type Step, type StepRecord } from '../steps.ts';
 import { VERSION } from '../version.ts';
 import { activateRelease, readReleaseLink } from './activate.ts';
+import { hashFiles } from './hash.ts';
 import { removeLeftovers, removeRelease } from './cleanup.ts';
 import { appendEvent } from './events.ts';
 import { downgradeReason, raiseFloor, readFloor } from './floor.ts';
@@ -76,7 +77,8 @@ interface InstallContext {
   /** The bundle as fetched, inside work/ until it is kept inside the tree. */
   bundlePath: string;
   source?: string;
-  bundleSha256?: string;
+  /** The bundle's sha256, computed alongside the other steps. */
+  bundleHashing?: Promise<string>;
   bundle?: UnpackedBundle;
   payloadSha256?: string;
   signer?: Signer;
@@ -85,31 +87,30 @@ interface InstallContext {
   oldCurrent?: string;
 }
 
-const COPY_CHUNK = 1 << 20;
-
-/** Copies a local bundle into the staging folder, hashing it on the way: everything after reads the private copy. */
-async function copyAndHash(from: string, to: string): Promise<string> {
-  const hasher = new Bun.CryptoHasher('sha256');
-  const input = await open(from, 'r').catch((err) => {
-    throw new ContainaiError('NOT_FOUND', `cannot read the bundle ${from} (${(err as NodeJS.ErrnoException).code ?? err})`, {
+/**
+ * Copies a local bundle into the staging folder (copy_file_range: no bytes
+ * through user space); everything after reads the private copy, so the file
+ * the operator named can change afterwards without effect. Its sha256 is
+ * computed on a worker thread while the next steps run.
+ */
+async function copyBundle(from: string, to: string): Promise<{ hashing: Promise<string> }> {
+  try {
+    await copyFile(from, to, constants.COPYFILE_EXCL);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ContainaiError(code === 'ENOENT' ? 'NOT_FOUND' : 'INPUT', `cannot read the bundle ${from} (${code ?? describeCause(err)})`, {
       hint: 'check --bundle / --asset-dir and --version',
     });
-  });
-  const output = await open(to, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    const buffer = Buffer.allocUnsafe(COPY_CHUNK);
-    for (;;) {
-      const { bytesRead } = await input.read(buffer, 0, COPY_CHUNK, null);
-      if (bytesRead === 0) break;
-      const chunk = buffer.subarray(0, bytesRead);
-      hasher.update(chunk);
-      await output.write(chunk);
-    }
-  } finally {
-    await input.close();
-    await output.close();
   }
-  return hasher.digest('hex');
+  await chmod(to, 0o600);
+  const size = (await stat(to)).size;
+  const hashing = hashFiles([to], size).then((results) => {
+    const result = results.get(to);
+    if (!result || 'error' in result) throw new ContainaiError('INPUT', `cannot hash the bundle copy: ${result && 'error' in result ? result.error : 'no result'}`);
+    return result.sha256;
+  });
+  hashing.catch(() => undefined); // awaited in "keep"; a failure before that must not be unhandled
+  return { hashing };
 }
 
 /**
@@ -177,7 +178,7 @@ function installSteps(): Step<InstallContext>[] {
         const { source, version } = ctx.request;
         if (source.kind === 'file') {
           ctx.source = source.path;
-          ctx.bundleSha256 = await copyAndHash(source.path, ctx.bundlePath);
+          ctx.bundleHashing = (await copyBundle(source.path, ctx.bundlePath)).hashing;
           return;
         }
         const result = await downloadReleaseAsset({
@@ -189,7 +190,7 @@ function installSteps(): Step<InstallContext>[] {
           token: source.token,
         });
         ctx.source = result.from;
-        ctx.bundleSha256 = result.sha256;
+        ctx.bundleHashing = Promise.resolve(result.sha256);
         log().info(`  downloaded ${result.bytes} bytes from ${result.from}`);
       },
     },
@@ -252,7 +253,7 @@ function installSteps(): Step<InstallContext>[] {
           repo: ctx.request.repo,
           source: ctx.source!,
           bundle: ctx.bundleName,
-          bundleSha256: ctx.bundleSha256!,
+          bundleSha256: await ctx.bundleHashing!,
           payloadSha256: ctx.payloadSha256!,
           signer: ctx.signer!,
           installedAt: new Date().toISOString(),
