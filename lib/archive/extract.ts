@@ -19,10 +19,12 @@
  * the result lists every file, folder and link it needs for that.
  */
 import { closeSync, constants, fchmodSync, mkdirSync, openSync, symlinkSync, writeSync, chmodSync } from 'node:fs';
-import { chmod, readdir, rm } from 'node:fs/promises';
+import { chmod, readdir, rm, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ContainaiError, describeCause, isContainaiError } from '../errors.ts';
 import { checkLinkTarget, entryComponents, type ExtractLimits, HOSTILE_HINT, linkEscapes, PAYLOAD_LIMITS, quote } from './policy.ts';
+import { HashPool } from './hash-pool.ts';
 import { archiveError, type EntrySink, readTarGz, type TarHeader } from './tar.ts';
 
 export { type ExtractLimits, PAYLOAD_LIMITS } from './policy.ts';
@@ -50,6 +52,18 @@ export interface ExtractOptions {
   topFolder?: string;
   /** Compressed bytes read so far (for a progress bar over the archive's size). */
   onBytes?: (n: number) => void;
+  /** Worker threads hashing files (0: hash on the main thread). Default: by archive size and CPUs. */
+  hashThreads?: number;
+}
+
+/** Below this, starting workers (~10 ms) costs more than hashing inline. */
+const POOL_MIN_ARCHIVE_BYTES = 8 * 1024 * 1024;
+
+async function defaultHashThreads(archivePath: string): Promise<number> {
+  const size = await stat(archivePath).then((s) => s.size, () => 0);
+  if (size < POOL_MIN_ARCHIVE_BYTES) return 0;
+  // gunzip has a thread of its own and the main thread writes; workers take the rest, up to 4.
+  return Math.max(1, Math.min(4, availableParallelism() - 2));
 }
 
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -81,14 +95,18 @@ export async function extractTarGz(archivePath: string, dest: string, options: E
       cause: err,
     });
   }
-  const extraction = new Extraction(dest, label, limits, options.topFolder);
+  const threads = options.hashThreads ?? (await defaultHashThreads(archivePath));
+  const pool = threads > 0 ? new HashPool(threads) : undefined;
+  const extraction = new Extraction(dest, label, limits, options.topFolder, pool);
   try {
     chmodSync(dest, 0o755);
     await readTarGz(archivePath, extraction, {
       maxStreamBytes: limits.maxTotalBytes,
       onBytes: options.onBytes,
       label,
+      afterChunk: pool ? () => pool.flush() : undefined,
     });
+    await pool?.finish();
     return extraction.finish();
   } catch (err) {
     extraction.abort();
@@ -98,6 +116,8 @@ export async function extractTarGz(archivePath: string, dest: string, options: E
       hint: /ENOSPC|EDQUOT/.test(describeCause(err)) ? 'free disk space under the install root and retry' : 'check the destination filesystem',
       cause: err,
     });
+  } finally {
+    pool?.terminate();
   }
 }
 
@@ -126,6 +146,7 @@ class Extraction {
     private readonly label: string,
     private readonly limits: ExtractLimits,
     private readonly topFolder: string | undefined,
+    private readonly pool: HashPool | undefined,
   ) {}
 
   entry(header: TarHeader): EntrySink | undefined {
@@ -230,10 +251,14 @@ class Extraction {
     const exact = (mode & this.umask) === 0;
     const fd = openSync(abs, WRITE_FLAGS, exact ? mode : 0o600);
     this.openFd = fd;
-    const hasher = new Bun.CryptoHasher('sha256');
+    const record: ExtractedFile = { path: rel, size: header.size, mode, sha256: '' };
+    const pool = this.pool;
+    const id = pool?.begin() ?? -1;
+    const hasher = pool ? undefined : new Bun.CryptoHasher('sha256');
     return {
       write(chunk) {
-        hasher.update(chunk);
+        if (pool) pool.update(id, chunk);
+        else hasher?.update(chunk);
         let off = 0;
         while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
       },
@@ -242,7 +267,9 @@ class Extraction {
         this.openFd = undefined;
         closeSync(fd);
         this.bytes += header.size;
-        this.files.push({ path: rel, size: header.size, mode, sha256: hasher.digest('hex') });
+        if (pool) pool.end(id, (hex) => (record.sha256 = hex));
+        else record.sha256 = hasher?.digest('hex') ?? '';
+        this.files.push(record);
       },
     };
   }

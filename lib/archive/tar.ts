@@ -56,6 +56,8 @@ export interface ReadTarOptions {
   onBytes?: (n: number) => void;
   /** Names the archive in messages ("payload.tar.gz"). */
   label: string;
+  /** Called after each decompressed chunk is parsed; a promise returned is awaited (backpressure). */
+  afterChunk?: () => Promise<void> | undefined;
 }
 
 export function archiveError(message: string, hint: string, cause?: unknown): ContainaiError {
@@ -442,7 +444,18 @@ export async function readTarGz(archivePath: string, visitor: TarVisitor, option
           throw err;
         }
       };
-      for await (const chunk of source) step(() => parser.feed(chunk));
+      for await (const chunk of source) {
+        step(() => parser.feed(chunk));
+        const pending = options.afterChunk?.();
+        if (pending) {
+          try {
+            await pending;
+          } catch (err) {
+            parserError = err;
+            throw err;
+          }
+        }
+      }
       step(() => parser.finish());
     });
   } catch (err) {

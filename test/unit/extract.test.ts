@@ -56,7 +56,7 @@ function snapshot(dir: string): Record<string, string> {
 async function expectRefused(
   archive: Buffer | TarSpec[] | ((outside: string) => TarSpec[]),
   message: RegExp,
-  options: { limits?: ExtractLimits; topFolder?: string | null } = {},
+  options: { limits?: ExtractLimits; topFolder?: string | null; hashThreads?: number } = {},
 ): Promise<ContainaiError> {
   const box = sandbox(Buffer.alloc(0));
   const bytes = typeof archive === 'function' ? buildTarGz(archive(box.outside)) : Buffer.isBuffer(archive) ? archive : buildTarGz(archive);
@@ -64,7 +64,7 @@ async function expectRefused(
   const before = snapshot(box.root);
   const etcBefore = readFileSync('/etc/passwd', 'utf8');
   const topFolder = options.topFolder === null ? undefined : (options.topFolder ?? 'payload');
-  const err = await extractTarGz(box.archivePath, box.dest, { limits: options.limits, topFolder }).then(
+  const err = await extractTarGz(box.archivePath, box.dest, { limits: options.limits, topFolder, hashThreads: options.hashThreads }).then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -140,6 +140,24 @@ describe('extractTarGz: good archives', () => {
     expect(lstatSync(join(box.dest, rel)).mode & 0o7777).toBe(0o644);
     expect(readFileSync(join(box.dest, 'empty')).length).toBe(0);
     expect(progress).toBe(lstatSync(box.archivePath).size);
+  });
+
+  test('hashing on worker threads gives the same digests as hashing inline', async () => {
+    const entries: TarSpec[] = [{ name: 'payload/', type: 'dir' }];
+    for (let i = 0; i < 300; i++) {
+      const body = Buffer.alloc((i * 7919) % 70_000, String.fromCharCode(97 + (i % 26)));
+      entries.push({ name: `payload/d${i % 9}/f${i}`, body });
+    }
+    const archive = buildTarGz(entries);
+    const inline = sandbox(archive);
+    const threaded = sandbox(archive);
+    const a = await extractTarGz(inline.archivePath, inline.dest, { topFolder: 'payload', hashThreads: 0 });
+    const b = await extractTarGz(threaded.archivePath, threaded.dest, { topFolder: 'payload', hashThreads: 3 });
+    expect(b.files).toEqual(a.files);
+    for (const file of b.files) expect(file.sha256).toBe(sha256Hex(readFileSync(join(threaded.dest, file.path))));
+    await expectRefused(buildTarGz([...entries, ...hostilePayloads.fifo().slice(1)]), /FIFO/, {
+      hashThreads: 2,
+    });
   });
 
   test('modes are exact whatever the umask', async () => {
