@@ -14,7 +14,6 @@
  * be and what lands on disk is the caller's policy (extract.ts, bundle/read.ts).
  */
 import { createReadStream } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { ContainaiError, describeCause } from '../errors.ts';
 
@@ -427,37 +426,41 @@ function gzipProblem(err: unknown): string {
 export async function readTarGz(archivePath: string, visitor: TarVisitor, options: ReadTarOptions): Promise<void> {
   const parser = new TarParser(visitor, options.maxStreamBytes, options.label);
   const input = createReadStream(archivePath, { highWaterMark: 1 << 20 });
+  const gunzip = createGunzip({ chunkSize: 1 << 18 });
   if (options.onBytes) {
     const onBytes = options.onBytes;
     input.on('data', (chunk) => onBytes(chunk.length));
   }
+  // Wired by hand rather than with stream.pipeline: under Bun, pipeline aborts
+  // when gunzip ends before its input does (zero padding after the gzip member,
+  // which gzip itself accepts).
+  input.on('error', (err) => gunzip.destroy(err));
+  input.pipe(gunzip);
+  // Errors of the parser and the visitor (policy refusals, fs) are told apart
+  // from zlib's and the file's, which reach us through the iteration itself.
   let parserError: unknown;
+  const step = (run: () => void) => {
+    try {
+      run();
+    } catch (err) {
+      parserError = err;
+      throw err;
+    }
+  };
   try {
-    await pipeline(input, createGunzip({ chunkSize: 1 << 18 }), async function (source: AsyncIterable<Buffer>) {
-      // Errors of the parser and the visitor (policy refusals, fs) are told apart
-      // from zlib's, which reach us through the iteration itself.
-      const step = (run: () => void) => {
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+      step(() => parser.feed(chunk));
+      const pending = options.afterChunk?.();
+      if (pending) {
         try {
-          run();
+          await pending;
         } catch (err) {
           parserError = err;
           throw err;
         }
-      };
-      for await (const chunk of source) {
-        step(() => parser.feed(chunk));
-        const pending = options.afterChunk?.();
-        if (pending) {
-          try {
-            await pending;
-          } catch (err) {
-            parserError = err;
-            throw err;
-          }
-        }
       }
-      step(() => parser.finish());
-    });
+    }
+    step(() => parser.finish());
   } catch (err) {
     if (parserError !== undefined) throw parserError;
     const code = (err as NodeJS.ErrnoException).code;
@@ -468,5 +471,9 @@ export async function readTarGz(archivePath: string, visitor: TarVisitor, option
       });
     }
     throw archiveError(`${options.label}: cannot be unpacked: ${gzipProblem(err)}`, DAMAGED_HINT, err);
+  } finally {
+    input.unpipe(gunzip);
+    input.destroy();
+    gunzip.destroy();
   }
 }

@@ -6,7 +6,8 @@
  * payload.sha256 does not read it a second time.
  */
 import { closeSync, constants, fchmodSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
+import { HashPool } from '../archive/hash-pool.ts';
 import { join } from 'node:path';
 import { PAYLOAD_LIMITS } from '../archive/policy.ts';
 import { quote } from '../archive/policy.ts';
@@ -51,6 +52,9 @@ export async function unpackBundle(bundlePath: string, dest: string): Promise<Un
       cause: err,
     });
   }
+  // A large bundle hashes its members on a worker, beside gunzip and the writes.
+  const size = await stat(bundlePath).then((s) => s.size, () => 0);
+  const pool = size >= 8 * MiB ? new HashPool(1) : undefined;
   const members: Partial<Record<BundleMember, string>> = {};
   const sha256: Partial<Record<BundleMember, string>> = {};
   let openFd: number | undefined;
@@ -75,10 +79,12 @@ export async function unpackBundle(bundlePath: string, dest: string): Promise<Un
       const fd = openSync(path, WRITE_FLAGS, 0o600);
       openFd = fd;
       members[name] = path;
-      const hasher = new Bun.CryptoHasher('sha256');
+      const id = pool?.begin() ?? -1;
+      const hasher = pool ? undefined : new Bun.CryptoHasher('sha256');
       return {
         write(chunk) {
-          hasher.update(chunk);
+          if (pool) pool.update(id, chunk);
+          else hasher?.update(chunk);
           let off = 0;
           while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
         },
@@ -86,14 +92,20 @@ export async function unpackBundle(bundlePath: string, dest: string): Promise<Un
           fchmodSync(fd, header.mode & 0o755);
           openFd = undefined;
           closeSync(fd);
-          sha256[name] = hasher.digest('hex');
+          if (pool) pool.end(id, (hex) => (sha256[name] = hex));
+          else sha256[name] = hasher?.digest('hex');
         },
       };
     },
   };
 
   try {
-    await readTarGz(bundlePath, visitor, { maxStreamBytes: BUNDLE_STREAM_LIMIT, label });
+    await readTarGz(bundlePath, visitor, {
+      maxStreamBytes: BUNDLE_STREAM_LIMIT,
+      label,
+      afterChunk: pool ? () => pool.flush() : undefined,
+    });
+    await pool?.finish();
     const missing = REQUIRED_MEMBERS.filter((m) => members[m] === undefined);
     if (missing.length > 0) throw archiveError(`${label}: the bundle lacks ${missing.join(' and ')}`, BUNDLE_HINT);
     return { dir: dest, members, sha256 };
@@ -105,6 +117,8 @@ export async function unpackBundle(bundlePath: string, dest: string): Promise<Un
       hint: 'check free space and permissions where the bundle is unpacked',
       cause: err,
     });
+  } finally {
+    pool?.terminate();
   }
 }
 

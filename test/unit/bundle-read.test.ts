@@ -57,6 +57,16 @@ describe('unpackBundle', () => {
     expect(await checkPayloadHash({ dir: bundle.dir, members: bundle.members })).toBe(sha256Hex(payload));
   });
 
+  test('a large bundle (hashed on a worker) gives the same hash', async () => {
+    const { randomBytes } = await import('node:crypto');
+    const payload = buildTarGz([{ name: 'payload/', type: 'dir' }, { name: 'payload/big.bin', body: randomBytes(10 * 2 ** 20) }]);
+    const box = sandbox(goodBundle(payload, { cosign: randomBytes(2 ** 20) }));
+    const bundle = await unpackBundle(box.bundlePath, box.dest);
+    expect(bundle.sha256?.['payload.tar.gz']).toBe(sha256Hex(payload));
+    expect(bundle.sha256?.cosign).toBe(sha256Hex(readFileSync(bundle.members.cosign as string)));
+    expect(await checkPayloadHash(bundle)).toBe(sha256Hex(payload));
+  });
+
   test('a member other than those SPEC names is refused by name', () => expectRefused(hostileBundles.unknownMember(), /"install.sh" is not a member SPEC names/));
   test('a nested path is refused', () => expectRefused(hostileBundles.nestedPath(), /"extra\/cosign" is a nested path/));
   test('a path traversal member is refused', () => expectRefused(hostileBundles.traversalMember(), /"\.\.\/payload.sig" is a nested path/));

@@ -174,6 +174,20 @@ describe('extractTarGz: good archives', () => {
     expect(lstatSync(box.dest).mode & 0o7777).toBe(0o755);
   });
 
+  test('zero padding after the gzip stream is accepted, as gzip accepts it', async () => {
+    const box = sandbox(Buffer.concat([buildTarGz(goodPayloadEntries()), Buffer.alloc(4096)]));
+    const result = await extractTarGz(box.archivePath, box.dest, { topFolder: 'payload' });
+    expect(result.files.length).toBe(Object.keys(GOOD_FILES).length);
+  });
+
+  test('a missing archive is an ARCHIVE error and leaves no folder', async () => {
+    const box = sandbox(Buffer.alloc(0));
+    const err = await extractTarGz(join(box.root, 'missing.tar.gz'), box.dest).catch((e: unknown) => e);
+    expect((err as ContainaiError).code).toBe('ARCHIVE');
+    expect((err as ContainaiError).message).toMatch(/missing.tar.gz: cannot read .*ENOENT/);
+    expect(existsSync(box.dest)).toBe(false);
+  });
+
   test('refuses a destination that exists, and leaves it alone', async () => {
     const box = sandbox(buildTarGz(goodPayloadEntries()));
     mkdirSync(box.dest);
