@@ -43,7 +43,7 @@ export default defineCommand({
           hint: 'reinstall it with install --force, or roll back; nothing was changed',
         });
       }
-      log().success(`${version} verifies: ${result.filesChecked} files match SHA256SUMS, kept bundle intact, signer ${describeSigner(result.release!.record!.signer)}`);
+      log().success(`${version} verifies: ${result.filesChecked} files match SHA256SUMS, kept bundle present, signer ${describeSigner(result.release!.record!.signer)}`);
       return;
     }
 

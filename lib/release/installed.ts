@@ -9,8 +9,9 @@
  *   resolves to a folder inside releases/, install.json is valid and names the
  *   folder's version, every file matches SHA256SUMS and no file is unlisted
  *   (SHA256SUMS, install.json and the kept bundle are the only extras), and
- *   the kept bundle still has the sha256 recorded at install and verifies
- *   again (payload.sha256, signature under the policy).
+ *   the kept bundle is there and verifies again (payload.sha256, the payload
+ *   install.json names, the signature under the policy; an UNSIGNED release
+ *   passes only when the policy allows unsigned).
  * Neither changes anything on disk.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -119,10 +120,11 @@ export async function verifyInstalledRelease(installRoot: string, options: Verif
   }
   const bundleName = bundleFileName(record.version);
   const bundlePath = join(state.dir, bundleName);
-  const check = await checkTreeAgainstSums(state.dir, sums, new Set([SUMS_FILE, INSTALL_RECORD, bundleName]), [
-    { path: bundlePath, sha256: record.bundleSha256, what: `kept bundle ${bundleName}` },
-  ]);
+  // The kept bundle is not hashed on its own: a signed one is verified again below (which hashes its
+  // payload), and for an unsigned one a digest stored beside it would prove nothing.
+  const check = await checkTreeAgainstSums(state.dir, sums, new Set([SUMS_FILE, INSTALL_RECORD, bundleName]));
   const problems = check.problems.map((p) => `releases/${state.dirName}/${p}`);
+  if (!(await stat(bundlePath).catch(() => undefined))?.isFile()) problems.push(`releases/${state.dirName}/${bundleName}: the kept bundle is missing`);
   if (problems.length === 0 && options.checkSignature !== false) {
     try {
       await verifyKeptBundle(bundlePath, record, options.policy);
