@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
-import { type ArchiveEntry, writeTarGz } from '../archive/write.ts';
+import { type ArchiveEntry, writeTarGzUnhashed } from '../archive/write.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { type BundleMember, isBundleMember, REQUIRED_MEMBERS } from './layout.ts';
 
@@ -34,7 +34,7 @@ export async function writeBundle(
   }));
   // The members (payload.tar.gz, cosign) are mostly compressed or random already:
   // the writer stores such data and deflates the rest at level 1.
-  await writeTarGz(entries, outPath, { mtime: options.mtime, level: 1 });
+  await writeTarGzUnhashed(entries, outPath, { mtime: options.mtime, level: 1 });
 }
 
 const jsonObject = z.record(z.string(), z.unknown());
