@@ -1,0 +1,144 @@
+/** The payload modules in-process: tree checks, staging, modes, SHA256SUMS, SBOM checks, the mtime rule. */
+import { describe, expect, test } from 'bun:test';
+import { chmodSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { archiveMtime, DEFAULT_MTIME } from '../../lib/archive/write.ts';
+import { sha256Bytes } from '../../lib/digest.ts';
+import { ContainaiError } from '../../lib/errors.ts';
+import { payloadEntries, stagePayload } from '../../lib/payload/stage.ts';
+import { hashFiles, writePayloadSums } from '../../lib/payload/sums.ts';
+import { scanTree } from '../../lib/payload/tree.ts';
+import { parseSbom, skippedSbom } from '../../lib/sbom.ts';
+import { tempDir } from '../helpers/cli.ts';
+import { fakeHostBinary, SMALL_HOST_TREE, writeTree } from '../helpers/release.ts';
+
+async function refusal(p: Promise<unknown>): Promise<ContainaiError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ContainaiError);
+  return err as ContainaiError;
+}
+
+describe('scanTree', () => {
+  test('lists files, folders and links sorted byte-wise, with their modes', async () => {
+    const dir = tempDir();
+    writeTree(dir, { 'b.txt': 'b', 'a/Z': 'z', 'a/a': { content: 'x', mode: 0o755 }, 'B': 'B', 'link': { symlink: 'a/a' } });
+    const entries = await scanTree(dir, 'host');
+    expect(entries.map((e) => e.path)).toEqual(['B', 'a', 'a/Z', 'a/a', 'b.txt', 'link']);
+    expect(entries.find((e) => e.path === 'a/a')?.mode).toBe(0o755);
+    expect(entries.find((e) => e.path === 'link')).toMatchObject({ type: 'symlink', linkTarget: 'a/a' });
+  });
+
+  test('a link to a missing file inside the tree is kept; links that climb out are not', async () => {
+    const dir = tempDir();
+    writeTree(join(dir, 'host'), { 'sub/x': 'x', dangling: { symlink: 'sub/not-yet' }, 'sub/ok': { symlink: '../sub/x' } });
+    expect((await scanTree(join(dir, 'host'), 'host')).map((e) => e.path)).toContain('dangling');
+
+    writeFileSync(join(dir, 'outside'), 'secret');
+    symlinkSync('../outside', join(dir, 'host', 'up'));
+    symlinkSync('../../host/sub/x', join(dir, 'host', 'sub', 'roundabout')); // leaves, then comes back in: refused as written
+    const err = await refusal(scanTree(join(dir, 'host'), 'host'));
+    expect(err.message).toContain('host/up -> ../outside');
+    expect(err.message).toContain('host/sub/roundabout');
+  });
+
+  test('every problem is reported at once', async () => {
+    const dir = tempDir();
+    writeTree(dir, { a: { symlink: '/etc' }, b: { symlink: '/tmp' }, 'c\\d': 'x' });
+    const err = await refusal(scanTree(dir, 'host'));
+    expect(err.code).toBe('INPUT');
+    expect((err.details?.problems as string[]).length).toBe(3);
+  });
+
+  test('a missing root is NOT_FOUND with a hint', async () => {
+    const err = await refusal(scanTree(join(tempDir(), 'host'), 'host'));
+    expect(err.code).toBe('NOT_FOUND');
+    expect(err.hint).toContain('--host-dir');
+  });
+});
+
+describe('stagePayload and payloadEntries', () => {
+  test('stages host/, README.md, LICENSE and tools/containai-host; modes become 0755/0644', async () => {
+    const project = tempDir();
+    writeTree(join(project, 'host'), SMALL_HOST_TREE);
+    writeFileSync(join(project, 'README.md'), 'readme');
+    writeFileSync(join(project, 'LICENSE'), 'license');
+    chmodSync(join(project, 'host', 'profile.env'), 0o4664);
+    const hostBinary = fakeHostBinary();
+    chmodSync(hostBinary, 0o600);
+    const payload = join(tempDir(), 'payload');
+    mkdirSync(payload);
+    await stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary }, payload);
+
+    const entries = await payloadEntries(payload);
+    const modes = Object.fromEntries(entries.map((e) => [e.path, e.mode.toString(8)]));
+    expect(modes).toEqual({
+      payload: '755',
+      'payload/LICENSE': '644',
+      'payload/README.md': '644',
+      'payload/host': '755',
+      'payload/host/profile.env': '644',
+      'payload/host/utils': '755',
+      'payload/host/utils/README.txt': '644',
+      'payload/host/utils/health.sh': '755',
+      'payload/host/utils/latest': '777',
+      'payload/tools': '755',
+      'payload/tools/containai-host': '755',
+    });
+    // Hard-linked, not copied: the same inode as the source.
+    expect(statSync(join(payload, 'tools/containai-host')).ino).toBe(statSync(hostBinary).ino);
+  });
+
+  test('a project without README.md or LICENSE ships without them', async () => {
+    const project = tempDir();
+    writeTree(join(project, 'host'), { 'a.txt': 'a' });
+    const payload = join(tempDir(), 'payload');
+    mkdirSync(payload);
+    await stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary: fakeHostBinary() }, payload);
+    expect((await payloadEntries(payload)).map((e) => e.path)).toEqual(['payload', 'payload/host', 'payload/host/a.txt', 'payload/tools', 'payload/tools/containai-host']);
+  });
+});
+
+describe('SHA256SUMS', () => {
+  test('lists every file but itself, sorted, in sha256sum format', async () => {
+    const payload = tempDir();
+    writeTree(payload, { 'b/x': 'x', a: 'a', 'b/link': { symlink: 'x' }, SHA256SUMS: 'old' });
+    expect(await writePayloadSums(payload)).toBe(2);
+    expect(readFileSync(join(payload, 'SHA256SUMS'), 'utf8')).toBe(`${sha256Bytes('a')}  a\n${sha256Bytes('x')}  b/x\n`);
+  });
+
+  test('hashFiles matches sha256 of the bytes, in order, and names a file it cannot read', async () => {
+    const dir = tempDir();
+    const paths = Array.from({ length: 7 }, (_, i) => join(dir, `f${i}`));
+    paths.forEach((p, i) => writeFileSync(p, 'x'.repeat(i * 100_000)));
+    expect(await hashFiles(paths)).toEqual(paths.map((_, i) => sha256Bytes('x'.repeat(i * 100_000))));
+    const err = await refusal(hashFiles([...paths, join(dir, 'gone')]));
+    expect(err.message).toContain(join(dir, 'gone'));
+  });
+});
+
+describe('SBOM', () => {
+  test('parseSbom names every problem', () => {
+    expect(() => parseSbom('{"bomFormat":"SPDX"}', 'x.json')).toThrow(/bomFormat: must be "CycloneDX".*specVersion/);
+    expect(() => parseSbom('[', 'x.json')).toThrow('x.json is not JSON');
+    expect(parseSbom('{"bomFormat":"CycloneDX","specVersion":"1.5","extra":1}', 'x').bomFormat).toBe('CycloneDX');
+  });
+
+  test('the skipped SBOM is valid CycloneDX and the same for the same inputs', () => {
+    const a = skippedSbom('v1', 1_700_000_000);
+    expect(parseSbom(a, 'skipped').components).toEqual([]);
+    expect(skippedSbom('v1', 1_700_000_000)).toBe(a);
+    expect(a).toContain('2023-11-14T22:13:20.000Z');
+  });
+});
+
+describe('archiveMtime', () => {
+  test('SOURCE_DATE_EPOCH when set, else 1980-01-01; junk is refused', () => {
+    expect(archiveMtime({ SOURCE_DATE_EPOCH: '1700000000' })).toBe(1_700_000_000);
+    expect(archiveMtime({})).toBe(DEFAULT_MTIME);
+    expect(new Date(DEFAULT_MTIME * 1000).toISOString()).toBe('1980-01-01T00:00:00.000Z');
+    expect(() => archiveMtime({ SOURCE_DATE_EPOCH: 'yesterday' })).toThrow('SOURCE_DATE_EPOCH');
+  });
+});
