@@ -237,6 +237,10 @@ class Extraction {
         throw archiveError(`${this.label}: entry ${q} would be written through the symlink ${quote(prefix)}`, HOSTILE_HINT);
       }
       if (node === 'file') throw archiveError(`${this.label}: entry ${q} is inside ${quote(prefix)}, which is a file`, HOSTILE_HINT);
+      // Folders implied by a path count as entries: 50,000 paths 64 folders deep must not make 3.2 million folders.
+      if (++this.entries > this.limits.maxEntries) {
+        throw archiveError(`${this.label}: more than ${this.limits.maxEntries} entries, counting implied folders (the limit for one release)`, HOSTILE_HINT);
+      }
       mkdirSync(join(this.dest, prefix), 0o700);
       this.nodes.set(prefix, 'implicit-dir');
       this.directories.set(prefix, 0o755);

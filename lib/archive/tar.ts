@@ -449,8 +449,11 @@ export async function readTarGz(archivePath: string, visitor: TarVisitor, option
   };
   try {
     for await (const chunk of gunzip as AsyncIterable<Buffer>) {
-      step(() => parser.feed(chunk));
-      const pending = options.afterChunk?.();
+      let pending: Promise<void> | undefined;
+      step(() => {
+        parser.feed(chunk);
+        pending = options.afterChunk?.();
+      });
       if (pending) {
         try {
           await pending;

@@ -236,6 +236,9 @@ export const hostilePayloads = {
   /** `depth` folders deep with one-letter names (a pax path when it exceeds 100 bytes). */
   deepPath: (depth = 2000) => [{ name: 'payload/', type: 'dir' }, { name: `payload/${'d/'.repeat(depth)}deep.txt`, body: 'x' }],
   longName: (bytes = 2000) => [{ name: 'payload/', type: 'dir' }, { name: `payload/${'n'.repeat(bytes)}`, body: 'x' }],
+  /** `count` files each `depth` folders deep in folders of their own: few entries, many implied folders. */
+  manyImpliedFolders: (count = 1000, depth = 60) =>
+    Array.from({ length: count }, (_, i) => ({ name: `payload/${Array.from({ length: depth }, (_, j) => `${i}-${j}`).join('/')}/f`, body: 'x' })),
   duplicateFile: () => [
     { name: 'payload/', type: 'dir' },
     { name: 'payload/a.txt', body: 'first' },
@@ -405,3 +408,46 @@ export const hostileBundles = {
   truncated: () => truncate(goodBundle()),
   garbage: () => garbage(),
 } satisfies Record<string, () => Buffer>;
+
+// ---------------------------------------------------------------------------
+// One table for e2e tests: every hostile payload that the real limits refuse
+// quickly, with what the refusal must say. Feed `bundleAround(c.archive)` to
+// `containai-host install --bundle` and expect exit 1, c.message on stderr,
+// and no release left behind.
+
+export interface HostileCase {
+  name: string;
+  /** payload.tar.gz bytes. */
+  archive: Buffer;
+  /** What the one-line refusal names. */
+  message: RegExp;
+}
+
+export function hostilePayloadCases(outside: string): HostileCase[] {
+  const t = (name: string, entries: TarSpec[], message: RegExp): HostileCase => ({ name, archive: buildTarGz(entries), message });
+  return [
+    t('path traversal', hostilePayloads.traversal(outside), /"\.\." component/),
+    t('absolute path', hostilePayloads.absolute(outside), /absolute path|outside the top folder/),
+    t('symlink leaving the release, then a file through it', hostilePayloads.symlinkThenWrite(outside), /points to an absolute path|written through the symlink/),
+    t('symlink ../.. then a file through it', hostilePayloads.symlinkDotDotThenWrite(), /written through the symlink/),
+    t('relative symlink resolving outside', hostilePayloads.symlinkOutside(), /resolves outside the release/),
+    t('symlinks escaping together', hostilePayloads.symlinkChainEscape(), /resolves outside the release/),
+    t('hardlink to a file outside', hostilePayloads.hardlinkOutside(outside), /is a hardlink/),
+    t('character device', hostilePayloads.charDevice(), /is a character device/),
+    t('block device', hostilePayloads.blockDevice(), /is a block device/),
+    t('FIFO', hostilePayloads.fifo(), /is a FIFO/),
+    t('setuid bit', hostilePayloads.setuid(), /setuid bit/),
+    t('setgid bit', hostilePayloads.setgid(), /setgid bit/),
+    t('entry declaring a huge size', hostilePayloads.hugeDeclaredSize(), /declares 1099511627776 bytes/),
+    t('path 2,000 folders deep', hostilePayloads.deepPath(2000), /longer than 1024 bytes/),
+    t('path 65 folders deep', hostilePayloads.deepPath(65), /folders deep/),
+    t('same name twice', hostilePayloads.duplicateFile(), /appears twice/),
+    t('folder and file with one name', hostilePayloads.dirThenFileSameName(), /appears twice/),
+    t('entry outside payload/', hostilePayloads.outsideTopFolder(), /outside the top folder/),
+    { name: '100,000 tiny entries', archive: manyEntriesTarGz(100_000), message: /more than 50000 entries/ },
+    // 17 GiB of zeros as a few MB: refused on the header, before any of it is inflated.
+    { name: 'gzip bomb (17 GiB declared)', archive: gzipBomb(17 * 2 ** 30), message: /declares 18253611008 bytes/ },
+    { name: 'truncated archive', archive: truncate(buildTarGz(goodPayloadEntries())), message: /truncated/ },
+    { name: 'garbage bytes', archive: garbage(), message: /not valid gzip/ },
+  ];
+}

@@ -15,6 +15,7 @@ import {
   goodPayloadEntries,
   gzipBomb,
   gzippedGarbage,
+  hostilePayloadCases,
   hostilePayloads,
   manyEntriesTarGz,
   sha256Hex,
@@ -249,6 +250,11 @@ describe('extractTarGz: hostile archives are refused whole and leave nothing beh
 
   const smallBudget = { ...PAYLOAD_LIMITS, maxTotalBytes: 32 * 2 ** 20, maxEntryBytes: 2 ** 31 };
 
+  test('folders implied by deep paths count as entries', () =>
+    expectRefused(hostilePayloads.manyImpliedFolders(100, 20), /more than 1000 entries, counting implied folders/, {
+      limits: { ...PAYLOAD_LIMITS, maxEntries: 1000 },
+    }));
+
   test('a gzip bomb (1 GiB of zeros) declared in its header is refused before inflating it', async () => {
     const started = performance.now();
     await expectRefused(gzipBomb(2 ** 30), /"payload\/zeros" brings the release over 33554432 bytes/, { limits: smallBudget });
@@ -356,4 +362,17 @@ describe('the tar parser', () => {
     const result = await extractTarGz(box.archivePath, box.dest, { topFolder: 'payload' });
     expect(result.files.length).toBe(Object.keys(GOOD_FILES).length);
   });
+});
+
+describe('the e2e table of hostile payloads', () => {
+  test('every case is refused with the message the table promises, under the real limits', async () => {
+    const outside = tempDir('cai-outside-');
+    roots.push(outside);
+    // The 100,000-entry case has a test of its own above; the table stays fast.
+    for (const c of hostilePayloadCases(outside).filter((c) => !c.name.startsWith('100,000'))) {
+      const error = await expectRefused(c.archive, c.message);
+      expect(error.message.length).toBeGreaterThan(0);
+    }
+    expect(readdirSync(outside)).toEqual([]);
+  }, 60_000);
 });
