@@ -86,6 +86,7 @@ const KIND_WORDS: Record<string, string> = {
 export async function extractTarGz(archivePath: string, dest: string, options: ExtractOptions = {}): Promise<ExtractResult> {
   const limits = options.limits ?? PAYLOAD_LIMITS;
   const label = archiveLabel(archivePath);
+  const threads = options.hashThreads ?? (await defaultHashThreads(archivePath));
   try {
     mkdirSync(dest, 0o755);
   } catch (err) {
@@ -95,27 +96,35 @@ export async function extractTarGz(archivePath: string, dest: string, options: E
       cause: err,
     });
   }
-  const threads = options.hashThreads ?? (await defaultHashThreads(archivePath));
-  const pool = threads > 0 ? new HashPool(threads) : undefined;
-  const extraction = new Extraction(dest, label, limits, options.topFolder, pool);
+  // From here on, every failure removes dest.
+  let pool: HashPool | undefined;
+  let extraction: Extraction | undefined;
   try {
     chmodSync(dest, 0o755);
+    pool = threads > 0 ? new HashPool(threads) : undefined;
+    const hashing = pool;
+    extraction = new Extraction(dest, label, limits, options.topFolder, hashing);
     await readTarGz(archivePath, extraction, {
       maxStreamBytes: limits.maxTotalBytes,
       onBytes: options.onBytes,
       label,
-      afterChunk: pool ? () => pool.flush() : undefined,
+      afterChunk: hashing ? () => hashing.flush() : undefined,
     });
-    await pool?.finish();
+    await hashing?.finish();
     return extraction.finish();
   } catch (err) {
-    extraction.abort();
-    await removeTree(dest);
-    if (isContainaiError(err)) throw err;
-    throw new ContainaiError('ARCHIVE', `${label}: cannot extract ${quote(extraction.currentEntry)}: ${describeCause(err)}`, {
-      hint: /ENOSPC|EDQUOT/.test(describeCause(err)) ? 'free disk space under the install root and retry' : 'check the destination filesystem',
-      cause: err,
-    });
+    extraction?.abort();
+    const leftover = await removeTree(dest);
+    const error = isContainaiError(err)
+      ? err
+      : new ContainaiError('ARCHIVE', `${label}: cannot extract ${quote(extraction?.currentEntry ?? '')}: ${describeCause(err)}`, {
+          hint: /ENOSPC|EDQUOT/.test(describeCause(err)) ? 'free disk space under the install root and retry' : 'check the destination filesystem',
+          cause: err,
+        });
+    if (leftover) {
+      throw new ContainaiError(error.code, error.message, { hint: `${error.hint ?? ''}; also remove ${dest} (${leftover})`, cause: error.cause, details: error.details });
+    }
+    throw error;
   } finally {
     pool?.terminate();
   }
@@ -314,13 +323,17 @@ class Extraction {
   }
 }
 
-/** rm -rf that also works without root when a folder was made read-only. */
-async function removeTree(dir: string): Promise<void> {
+/** rm -rf that also works without root when a folder was made read-only; returns why it failed, if it did. */
+async function removeTree(dir: string): Promise<string | undefined> {
   try {
     await rm(dir, { recursive: true, force: true });
+    return undefined;
   } catch {
     await makeWritable(dir);
-    await rm(dir, { recursive: true, force: true });
+    return rm(dir, { recursive: true, force: true }).then(
+      () => undefined,
+      (err: unknown) => `it could not be removed: ${describeCause(err)}`,
+    );
   }
 }
 

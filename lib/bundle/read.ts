@@ -44,6 +44,8 @@ const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | 
 
 export async function unpackBundle(bundlePath: string, dest: string): Promise<UnpackedBundle> {
   const label = bundlePath.split('/').pop() || bundlePath;
+  // A large bundle hashes its members on a worker, beside gunzip and the writes.
+  const size = await stat(bundlePath).then((s) => s.size, () => 0);
   try {
     mkdirSync(dest, 0o700);
   } catch (err) {
@@ -52,9 +54,7 @@ export async function unpackBundle(bundlePath: string, dest: string): Promise<Un
       cause: err,
     });
   }
-  // A large bundle hashes its members on a worker, beside gunzip and the writes.
-  const size = await stat(bundlePath).then((s) => s.size, () => 0);
-  const pool = size >= 8 * MiB ? new HashPool(1) : undefined;
+  let pool: HashPool | undefined;
   const members: Partial<Record<BundleMember, string>> = {};
   const sha256: Partial<Record<BundleMember, string>> = {};
   let openFd: number | undefined;
@@ -100,17 +100,25 @@ export async function unpackBundle(bundlePath: string, dest: string): Promise<Un
   };
 
   try {
+    const hashing = size >= 8 * MiB ? new HashPool(1) : undefined;
+    pool = hashing;
     await readTarGz(bundlePath, visitor, {
       maxStreamBytes: BUNDLE_STREAM_LIMIT,
       label,
-      afterChunk: pool ? () => pool.flush() : undefined,
+      afterChunk: hashing ? () => hashing.flush() : undefined,
     });
-    await pool?.finish();
+    await hashing?.finish();
     const missing = REQUIRED_MEMBERS.filter((m) => members[m] === undefined);
     if (missing.length > 0) throw archiveError(`${label}: the bundle lacks ${missing.join(' and ')}`, BUNDLE_HINT);
     return { dir: dest, members, sha256 };
   } catch (err) {
-    if (openFd !== undefined) closeSync(openFd);
+    if (openFd !== undefined) {
+      try {
+        closeSync(openFd);
+      } catch {
+        // already closed
+      }
+    }
     await rm(dest, { recursive: true, force: true });
     if (isContainaiError(err)) throw err;
     throw new ContainaiError('ARCHIVE', `${label}: cannot unpack ${quote(current)}: ${describeCause(err)}`, {
