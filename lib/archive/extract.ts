@@ -12,6 +12,9 @@
  * - Files are opened O_CREAT|O_EXCL|O_NOFOLLOW: never an existing file, never a link.
  * - Every name is recorded (implicit parent folders too), so a name seen twice,
  *   in any form, is refused before anything is written for it.
+ * - Hardlinks are refused, inside or out: containai-build never writes one, and
+ *   allowing "inside only" would mean trusting a second name for a file whose
+ *   mode and content another entry already decided.
  * - Sizes are checked on the header before the body is read, and the
  *   decompressed stream is counted as it flows (a gzip bomb stops at the limit).
  *
