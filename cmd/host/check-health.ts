@@ -6,7 +6,7 @@ import { createHealthContext } from '../../lib/health/context.ts';
 import { formatReport } from '../../lib/health/report.ts';
 import { runHealthChecks } from '../../lib/health/runner.ts';
 import { policyFromArgs } from '../../lib/trust/policy.ts';
-import { installRootArgs, jsonArgs, policyArgs } from '../_shared.ts';
+import { installRootArgs, jsonArgs, policyArgs, trustDirArgs } from '../_shared.ts';
 
 /** Flags that say "verify under this policy" rather than "the signer install.json recorded". */
 const POLICY_CHOICE_FLAGS = ['repo', 'owner', 'signer-workflow', 'trusted-root', 'key', 'allow-unsigned', 'cert-oidc-issuer', 'predicate-type', 'public-good', 'no-public-good'];
@@ -21,7 +21,9 @@ export default defineCommand({
     ...installRootArgs,
     ...jsonArgs,
     offline: { type: 'boolean', description: 'skip the registry check (air-gapped hosts)' },
+    full: { type: 'boolean', description: 'hash every file and verify the kept bundle again now (otherwise unchanged files are re-hashed at least daily)' },
     ...policyArgs,
+    ...trustDirArgs,
   },
   async run({ args, rawArgs }) {
     const policyGiven = rawArgs.some((a) => POLICY_CHOICE_FLAGS.includes(a.replace(/^--/, '').split('=')[0] ?? ''));
@@ -29,6 +31,8 @@ export default defineCommand({
       installRoot: args['install-root'],
       offline: args.offline === true,
       policy: policyGiven ? policyFromArgs(args) : undefined,
+      trustDir: args['trust-dir'],
+      fullVerify: args.full === true,
     });
     const report = await runHealthChecks(HEALTH_CHECKS, ctx);
     log().log(formatReport(report));

@@ -15,6 +15,10 @@ export interface HealthOptions {
   offline?: boolean;
   env?: Record<string, string | undefined>;
   policy?: TrustPolicy;
+  /** Where the host pins keys and roots, for verifying against the signer install.json recorded. */
+  trustDir?: string;
+  /** Ignore the verification stamp: hash every file and verify the kept bundle again. */
+  fullVerify?: boolean;
   engineTimeoutMs?: number;
 }
 
@@ -39,5 +43,14 @@ export function createHealthContext(options: HealthOptions): HealthContext {
     return { api, endpoint, identity, info };
   });
   const profile = memo((): Promise<Profile> => readProfile(profilePath(options.installRoot)));
-  return { installRoot: options.installRoot, offline: options.offline ?? false, env, policy: options.policy, engine, profile };
+  return {
+    installRoot: options.installRoot,
+    offline: options.offline ?? false,
+    env,
+    policy: options.policy,
+    trustDir: options.trustDir,
+    fullVerify: options.fullVerify ?? false,
+    engine,
+    profile,
+  };
 }

@@ -24,6 +24,9 @@ export function policyFromRecord(record: InstallRecord, defaults: TrustPolicy): 
   return { ...defaults, repo: signer.sourceRepository ?? record.repo, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
 }
 
+/** How old the last full verification may be before check-health hashes everything again. */
+export const FULL_VERIFY_EVERY_MS = 24 * 60 * 60 * 1000;
+
 export const DEFAULT_RECORD_POLICY: TrustPolicy = {
   certOidcIssuer: 'https://token.actions.githubusercontent.com',
   predicateType: 'https://slsa.dev/provenance/v1',
@@ -57,10 +60,19 @@ export const releaseCheck: HealthCheck = {
       };
     }
     const record = current.record;
-    const policy = ctx.policy ?? (record ? policyFromRecord(record, DEFAULT_RECORD_POLICY) : DEFAULT_RECORD_POLICY);
-    const verification = await verifyInstalledRelease(ctx.installRoot, { policy });
+    const defaults = { ...DEFAULT_RECORD_POLICY, trustDir: ctx.trustDir };
+    const policy = ctx.policy ?? (record ? policyFromRecord(record, defaults) : defaults);
+    // The stamp spares unchanged files a re-hash between full verifications (at least daily, or --full).
+    const verification = await verifyInstalledRelease(ctx.installRoot, { policy, stamp: { maxAgeMs: ctx.fullVerify ? 0 : FULL_VERIFY_EVERY_MS } });
     const problems = [...new Set([...state.problems, ...verification.problems])];
-    const details = { version: current.version, dir: current.dirName, previous: state.previous?.dirName, filesChecked: verification.filesChecked, signer: record ? describeSigner(record.signer) : undefined };
+    const details = {
+      version: current.version,
+      dir: current.dirName,
+      previous: state.previous?.dirName,
+      filesChecked: verification.filesChecked,
+      filesHashed: verification.filesHashed,
+      signer: record ? describeSigner(record.signer) : undefined,
+    };
     if (problems.length > 0) {
       return {
         status: 'fail',

@@ -46,6 +46,10 @@ export interface HealthContext {
   env: Record<string, string | undefined>;
   /** Given on the command line; undefined means "the policy the install recorded". */
   policy?: TrustPolicy;
+  /** Where the host pins keys and roots (for the policy the install recorded). */
+  trustDir?: string;
+  /** Hash every file and verify the kept bundle again, ignoring the verification stamp. */
+  fullVerify: boolean;
   engine(): Promise<EngineProbe>;
   /** current/host/profile.env, validated; rejects with the reason it is not valid. */
   profile(): Promise<Profile>;

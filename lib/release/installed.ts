@@ -24,6 +24,7 @@ import { readReleaseLink, type LinkName, type LinkState } from './activate.ts';
 import { CURRENT_LINK, INSTALL_RECORD, installLayout, isReleaseDirName, PREVIOUS_LINK, versionOfDir } from './layout.ts';
 import { readInstallRecord, type InstallRecord } from './record.ts';
 import { checkTreeAgainstSums } from './tree.ts';
+import { fileIdentity, policyKey, readStamp, writeStamp } from './stamp.ts';
 import { verifyKeptBundle, type ReleasePolicy } from './trust.ts';
 
 export interface InstalledRelease {
@@ -84,6 +85,10 @@ export interface ReleaseVerification {
   release?: InstalledRelease;
   filesChecked: number;
   bytesChecked: number;
+  /** How many files were hashed; the others were unchanged since the stamp's full verification. */
+  filesHashed?: number;
+  /** Whether a verification stamp spared unchanged files and the kept bundle from re-hashing. */
+  fromStamp?: boolean;
   problems: string[];
 }
 
@@ -94,6 +99,12 @@ export interface VerifyInstalledOptions {
   policy: ReleasePolicy;
   /** Verify the kept bundle's signature again (default true); its sha256 is always checked. */
   checkSignature?: boolean;
+  /**
+   * Use and renew the verification stamp (lib/release/stamp.ts): files and a kept bundle unchanged
+   * since a full verification younger than maxAgeMs are not hashed again. Off unless given: it writes
+   * state/, and --verify-only changes nothing.
+   */
+  stamp?: { maxAgeMs: number };
 }
 
 /** Verifies the release a link points at, thoroughly; see the module comment. */
@@ -122,15 +133,30 @@ export async function verifyInstalledRelease(installRoot: string, options: Verif
   const bundlePath = join(state.dir, bundleName);
   // The kept bundle is not hashed on its own: a signed one is verified again below (which hashes its
   // payload), and for an unsigned one a digest stored beside it would prove nothing.
-  const check = await checkTreeAgainstSums(state.dir, sums, new Set([SUMS_FILE, INSTALL_RECORD, bundleName]));
+  const stampKey = options.stamp ? await policyKey(options.policy) : '';
+  const stamp = options.stamp ? await readStamp(layout, state.dirName, stampKey, options.stamp.maxAgeMs) : undefined;
+  const check = await checkTreeAgainstSums(state.dir, sums, new Set([SUMS_FILE, INSTALL_RECORD, bundleName]), [], new Map(Object.entries(stamp?.files ?? {})));
   const problems = check.problems.map((p) => `releases/${state.dirName}/${p}`);
+  const bundleIdentity = await fileIdentity(bundlePath);
   if (!(await stat(bundlePath).catch(() => undefined))?.isFile()) problems.push(`releases/${state.dirName}/${bundleName}: the kept bundle is missing`);
-  if (problems.length === 0 && options.checkSignature !== false) {
+  const bundleUnchanged = stamp !== undefined && bundleIdentity !== undefined && stamp.bundle === bundleIdentity;
+  if (problems.length === 0 && options.checkSignature !== false && !bundleUnchanged) {
     try {
       await verifyKeptBundle(bundlePath, record, options.policy);
     } catch (err) {
       problems.push(`kept bundle ${bundleName}: ${isContainaiError(err) ? err.message : String(err)}`);
     }
   }
-  return { ok: problems.length === 0, link, release, filesChecked: check.filesChecked, bytesChecked: check.bytesChecked, problems };
+  const ok = problems.length === 0;
+  if (ok && options.stamp && bundleIdentity && options.checkSignature !== false) {
+    await writeStamp(layout, {
+      release: state.dirName,
+      policyKey: stampKey,
+      // A stamp renewed from an older one keeps its time: only a full verification restarts the clock.
+      verifiedAt: stamp ? stamp.verifiedAt : new Date().toISOString(),
+      bundle: bundleIdentity,
+      files: Object.fromEntries(check.identities),
+    });
+  }
+  return { ok, link, release, filesChecked: check.filesChecked, bytesChecked: check.bytesChecked, filesHashed: check.filesHashed, fromStamp: stamp !== undefined, problems };
 }

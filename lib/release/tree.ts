@@ -3,6 +3,7 @@ import { lstat, readdir, realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import type { SumEntry } from '../digest.ts';
 import { hashFiles } from './hash.ts';
+import { fileIdentity } from './stamp.ts';
 
 export interface TreeEntry {
   path: string; // relative, "/"-separated
@@ -38,6 +39,10 @@ export interface TreeCheck {
   problems: string[];
   filesChecked: number;
   bytesChecked: number;
+  /** Files whose bytes were hashed in this check (the rest were known unchanged). */
+  filesHashed: number;
+  /** The identity (lib/release/stamp.ts) of every listed file that matched, as it was before hashing. */
+  identities: Map<string, string>;
 }
 
 /**
@@ -52,6 +57,8 @@ export async function checkTreeAgainstSums(
   sums: readonly SumEntry[],
   alsoAllowed: ReadonlySet<string>,
   extraHashes: ReadonlyArray<{ path: string; sha256: string; what: string }> = [],
+  /** Identities of files that matched at the last full verification; a file still the same is not hashed again. */
+  known: ReadonlyMap<string, string> = new Map(),
 ): Promise<TreeCheck> {
   const problems: string[] = [];
   const tree = await walkTree(root);
@@ -101,17 +108,36 @@ export async function checkTreeAgainstSums(
     ...toHash.map((f) => ({ abs: f.abs, size: f.size })),
     ...extras.filter((e) => e.size !== undefined).map((e) => ({ abs: e.path, size: e.size as number })),
   ].sort((a, b) => b.size - a.size);
+  // Identities are taken before hashing: a file changed while being hashed then differs next time.
+  const identities = new Map<string, string>();
+  const unchanged = new Set<string>();
+  const unchangedAbs = new Set<string>();
+  await Promise.all(
+    toHash.map(async (f) => {
+      const identity = await fileIdentity(f.abs);
+      if (identity === undefined) return;
+      identities.set(f.rel, identity);
+      if (known.get(f.rel) === identity) {
+        unchanged.add(f.rel);
+        unchangedAbs.add(f.abs);
+      }
+    }),
+  );
+  const hashJobs = jobs.filter((j) => !unchangedAbs.has(j.abs));
   const total = jobs.reduce((n, j) => n + j.size, 0);
-  const results = await hashFiles([...new Set(jobs.map((j) => j.abs))], total);
+  const results = await hashFiles([...new Set(hashJobs.map((j) => j.abs))], hashJobs.reduce((n, j) => n + j.size, 0));
   for (const f of toHash) {
+    if (unchanged.has(f.rel)) continue;
     const result = results.get(f.abs);
     if (!result || 'error' in result) problems.push(`${f.rel}: unreadable (${result && 'error' in result ? result.error : 'not hashed'})`);
     else if (result.sha256 !== listed.get(f.rel)) problems.push(`${f.rel}: content does not match SHA256SUMS`);
+    else continue;
+    identities.delete(f.rel);
   }
   for (const e of extras) {
     if (e.size === undefined) continue;
     const result = results.get(e.path);
     if (!result || 'error' in result || result.sha256 !== e.sha256) problems.push(`${e.what}: does not match the sha256 recorded at install`);
   }
-  return { problems, filesChecked: toHash.length, bytesChecked: total };
+  return { problems, filesChecked: toHash.length, bytesChecked: total, filesHashed: toHash.length - unchanged.size, identities };
 }

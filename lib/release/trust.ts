@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkPayloadHash, unpackBundle } from '../bundle/read.ts';
+import { sha256File } from '../digest.ts';
 import { ContainaiError } from '../errors.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
 import { verifyBundleMembers } from '../trust/verify.ts';
@@ -39,10 +40,16 @@ export async function verifyBundleSigner(bundle: UnpackedBundle, policy: Release
  */
 export async function verifyKeptBundle(bundlePath: string, record: InstallRecord, policy: ReleasePolicy): Promise<void> {
   if (record.signer === 'UNSIGNED') {
-    if (policy.allowUnsigned) return;
-    throw new ContainaiError('VERIFY', 'the release was installed UNSIGNED', {
-      hint: 'install a signed release, or accept it with --allow-unsigned (development only)',
-    });
+    if (!policy.allowUnsigned) {
+      throw new ContainaiError('VERIFY', 'the release was installed UNSIGNED', {
+        hint: 'install a signed release, or accept it with --allow-unsigned (development only)',
+      });
+    }
+    // No signature to check again; the digest install.json recorded at least shows the bundle was not swapped since.
+    if ((await sha256File(bundlePath)) !== record.bundleSha256) {
+      throw new ContainaiError('VERIFY', 'it is not the bundle recorded in install.json (sha256 differs)');
+    }
+    return;
   }
   const work = await mkdtemp(join(tmpdir(), 'containai-verify-'));
   try {

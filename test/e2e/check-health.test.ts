@@ -1,6 +1,6 @@
 /** containai-host check-health as an operator runs it: real dockerd and podman, a hand-installed release, the compiled binary. */
 import { afterAll, describe, expect, test } from 'bun:test';
-import { appendFileSync, copyFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectNoStack, host, removeDir, tempDir } from '../helpers/cli.ts';
 import { handInstall, otherBundle } from '../helpers/installed-release.ts';
@@ -138,6 +138,36 @@ describe('release', () => {
     const r = await releaseCheck(root);
     expect(r.code).toBe(1);
     expect(r.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining('host/README.md: content does not match SHA256SUMS') });
+  });
+
+  test('a repeat check re-hashes only what changed, and still finds a change whose mtime was put back', async () => {
+    const root = installedRoot();
+    const first = await releaseCheck(root);
+    const hashedFirst = (first.check('release') as Check & { details: { filesHashed: number; filesChecked: number } }).details;
+    expect(hashedFirst.filesHashed).toBe(hashedFirst.filesChecked);
+    expect(hashedFirst.filesChecked).toBeGreaterThan(1);
+
+    const second = await releaseCheck(root);
+    expect(second.check('release').status).toBe('warn'); // UNSIGNED dev, intact
+    expect((second.check('release') as Check & { details: { filesHashed: number } }).details.filesHashed).toBe(0);
+
+    // Same size, same mtime: only ctime (which user space cannot set) shows the write.
+    const file = join(root, 'current', 'host', 'README.md');
+    const before = statSync(file);
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.slice(0, -1) + (text.endsWith('X') ? 'Y' : 'X'));
+    utimesSync(file, before.atime, before.mtime);
+    const third = await releaseCheck(root);
+    expect(third.code).toBe(1);
+    expect(third.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining('host/README.md: content does not match SHA256SUMS') });
+  });
+
+  test('--full hashes every file again', async () => {
+    const root = installedRoot();
+    await releaseCheck(root);
+    const full = await releaseCheck(root, ['--full']);
+    const details = (full.check('release') as Check & { details: { filesHashed: number; filesChecked: number } }).details;
+    expect(details.filesHashed).toBe(details.filesChecked);
   });
 
   test('a file added after install fails', async () => {
