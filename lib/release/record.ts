@@ -36,7 +36,9 @@ export type InstallRecord = z.infer<typeof InstallRecordSchema>;
 export function describeSigner(signer: Signer): string {
   if (signer === 'UNSIGNED') return 'UNSIGNED';
   if (signer.kind === 'key') return `key ${signer.keyId ?? '(pinned)'}`;
-  return [signer.workflow ?? signer.sourceRepository ?? 'attestation', signer.ref].filter(Boolean).join('@');
+  const who = signer.workflow ?? signer.sourceRepository ?? 'attestation';
+  // GitHub's workflow SAN already ends with @<ref>: do not say it twice.
+  return signer.ref && !who.endsWith(`@${signer.ref}`) ? `${who}@${signer.ref}` : who;
 }
 
 /** Reads and checks a release's install.json; a string says what is wrong with it. */

@@ -8,6 +8,7 @@ import { downgradeReason } from '../../lib/release/floor.ts';
 import { compareExtractedWithSums } from '../../lib/release/install.ts';
 import { freeReleaseDirName, installLayout, versionOfDir } from '../../lib/release/layout.ts';
 import { acquireLock } from '../../lib/release/lock.ts';
+import { describeSigner } from '../../lib/release/record.ts';
 import { removeDir, tempDir } from '../helpers/cli.ts';
 
 const dirs: string[] = [];
@@ -26,6 +27,16 @@ describe('downgrade floor', () => {
     expect(downgradeReason(floor, 'nightly-a')).toContain('by install time');
     expect(downgradeReason(floor, 'nightly-b')).toBeUndefined();
     expect(downgradeReason(floor, 'nightly-c')).toBeUndefined();
+  });
+});
+
+describe('signer descriptions', () => {
+  test("a workflow SAN that carries its ref is not given the ref twice; a repository is given it once", () => {
+    const san = 'https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0';
+    expect(describeSigner({ kind: 'attestation', workflow: san, ref: 'refs/tags/v1.0.0' })).toBe(san);
+    expect(describeSigner({ kind: 'attestation', sourceRepository: 'https://github.com/acme/app', ref: 'refs/tags/v1.0.0' })).toBe('https://github.com/acme/app@refs/tags/v1.0.0');
+    expect(describeSigner({ kind: 'key', keyId: 'abc' })).toBe('key abc');
+    expect(describeSigner('UNSIGNED')).toBe('UNSIGNED');
   });
 });
 
