@@ -9,7 +9,7 @@
  * reason given. Several bundles (.jsonl lines, or an attestation and a key
  * signature): the artifact passes when one of them satisfies the whole policy.
  */
-import { createHash, createVerify, verify as verifySignature } from 'node:crypto';
+import { createHash, verify as verifySignature } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { X509Certificate, dsse } from '@sigstore/core';
@@ -61,6 +61,11 @@ export interface VerifyInput {
 /** A check that failed for one bundle: the reason a person reads. */
 class Refusal extends Error {}
 
+/**
+ * The artifact and its SHA-256, computed in this run from the bytes on disk
+ * (sha256File, or while the bundle was unpacked): never a digest a bundle or
+ * a stamp claims. ECDSA key signatures are checked against it.
+ */
 interface Artifact extends ArtifactDigests {
   path: string;
 }
@@ -354,7 +359,7 @@ async function verifyKeySigned(bundle: Bundle, artifact: Artifact, trust: TrustC
     const { messageDigest, signature } = bundle.content.messageSignature;
     checkMessageDigest(messageDigest, artifact);
     for (const key of keys) {
-      if (await verifyMessage(artifact.path, key, signature)) {
+      if (await verifyMessage(artifact.path, artifact.sha256, key, signature)) {
         return { kind: 'key', artifactSha256: artifact.sha256, signer: { keyId: key.keyId } };
       }
     }
@@ -372,17 +377,42 @@ async function verifyKeySigned(bundle: Bundle, artifact: Artifact, trust: TrustC
 }
 
 /**
- * A message signature is over the artifact's bytes. ECDSA streams them (a
- * 200 MB payload is never held in memory); Ed25519 (pure EdDSA) cannot be
- * streamed, so the bytes are read whole.
+ * A message signature is over the artifact's bytes. ECDSA signs SHA-256(bytes),
+ * so it is checked against the digest this run computed from the bytes on disk
+ * (while the bundle was unpacked, or by sha256File): the payload is read once.
+ * node:crypto cannot verify ECDSA from a digest, hence @noble/curves there.
+ * Ed25519 (pure EdDSA, RFC 8032) hashes R || A || message inside the
+ * signature scheme, so no digest of ours can stand in for the message: its
+ * bytes are read whole and verified by node:crypto.
  */
-async function verifyMessage(path: string, key: PinnedKey, signature: Buffer): Promise<boolean> {
+async function verifyMessage(path: string, sha256: string, key: PinnedKey, signature: Buffer): Promise<boolean> {
   try {
     if (key.algorithm === 'ed25519') return verifySignature(null, await readFile(path), key.key, signature);
-    const verifier = createVerify('sha256');
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) verifier.update(chunk as Buffer);
-    return verifier.verify(key.key, signature);
+    return await verifyEcdsaDigest(key, sha256, signature);
   } catch {
     return false;
   }
+}
+
+/**
+ * ECDSA P-256 over a SHA-256 digest (prehashed), DER signature as cosign and
+ * OpenSSL write it. High-S signatures are accepted as OpenSSL and Go accept
+ * them (half of the signatures they make are high-S); the signature binds the
+ * digest and the key either way.
+ */
+async function verifyEcdsaDigest(key: PinnedKey, sha256: string, signature: Buffer): Promise<boolean> {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) return false;
+  const { p256 } = await import('@noble/curves/nist.js');
+  return p256.verify(new Uint8Array(signature), Buffer.from(sha256, 'hex'), ecPublicKeyBytes(key), {
+    prehash: false,
+    format: 'der',
+    lowS: false,
+  });
+}
+
+/** The SEC1 uncompressed point (0x04 || x || y) of a P-256 public key. */
+function ecPublicKeyBytes(key: PinnedKey): Uint8Array {
+  const jwk = key.key.export({ format: 'jwk' });
+  if (jwk.crv !== 'P-256' || !jwk.x || !jwk.y) throw new Refusal(`${key.source} is not a P-256 key`);
+  return new Uint8Array(Buffer.concat([Buffer.of(4), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]));
 }

@@ -4,12 +4,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BundleMember } from '../../lib/bundle/layout.ts';
-import type { UnpackedBundle } from '../../lib/bundle/read.ts';
+import { unpackBundle, type UnpackedBundle } from '../../lib/bundle/read.ts';
 import { ContainaiError } from '../../lib/errors.ts';
 import { loadSigningKey } from '../../lib/trust/keys.ts';
 import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
 import { signBlob } from '../../lib/trust/sign.ts';
 import { verifyArtifact, verifyBundleMembers, type Verdict } from '../../lib/trust/verify.ts';
+import { writeTarGz } from '../helpers/archives.ts';
 import { cosignEncryptedPem, keyDsseBundle, makeKeyPair, makeTestCA, sha256Hex, statement, writeKeyPair } from '../helpers/signing.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cai-trust-'));
@@ -159,6 +160,70 @@ describe('key signatures', () => {
     bundle.messageSignature.messageDigest.digest = Buffer.from(digest, 'hex').toString('base64');
     const e = await refusal(verifyArtifact({ artifactPath, signaturePath: file(JSON.stringify(bundle)) }, policy({ repo: undefined, key: paths.pub })));
     expect(e.message).toContain('does not verify');
+  });
+
+  test('ECDSA: a good signature passes on the digest alone: payload.tar.gz is not read again after unpacking', async () => {
+    const paths = writeKeyPair(dir, 'prehash', makeKeyPair('ecdsa'));
+    const payload = Buffer.from('a payload hashed once, while it was unpacked\n');
+    const payloadDigest = sha256Hex(payload);
+    const signed = await signBlob(file(payload), await loadSigningKey(paths.key));
+    const bundlePath = writeTarGz(join(dir, `prehash-${n++}.tar.gz`), [
+      { name: 'payload.tar.gz', body: payload, mode: 0o644 },
+      { name: 'payload.sha256', body: `${payloadDigest}  payload.tar.gz\n`, mode: 0o644 },
+      { name: 'payload.sigstore.json', body: JSON.stringify(signed.bundle), mode: 0o644 },
+    ]);
+    const unpacked = await unpackBundle(bundlePath, join(dir, `prehash-unpacked-${n++}`));
+    expect(unpacked.sha256?.['payload.tar.gz']).toBe(payloadDigest);
+    // Gone from disk: only the digest computed while unpacking can vouch for it.
+    rmSync(unpacked.members['payload.tar.gz'] as string);
+    const v = await verifyBundleMembers(unpacked, policy({ repo: undefined, key: paths.pub }));
+    expect(v).toMatchObject({ kind: 'key', artifactSha256: payloadDigest });
+  });
+
+  test('ECDSA: a signature over other bytes is refused through the prehashed path, whatever digest the bundle claims', async () => {
+    const paths = writeKeyPair(dir, 'swap', makeKeyPair('ecdsa'));
+    const other = file('other bytes');
+    const signed = await signBlob(other, await loadSigningKey(paths.key));
+    const sumFile = file(`${digest}  payload.tar.gz\n`);
+    const unpacked = (sigstore: object): UnpackedBundle => ({
+      dir,
+      members: { 'payload.tar.gz': artifactPath, 'payload.sha256': sumFile, 'payload.sigstore.json': file(JSON.stringify(sigstore)) },
+      sha256: { 'payload.tar.gz': digest },
+    });
+    // The bundle's own digest (of the other bytes) is never taken for the payload's.
+    let e = await refusal(verifyBundleMembers(unpacked(signed.bundle), policy({ repo: undefined, key: paths.pub })));
+    expect(e.message).toContain('the signature is for another artifact');
+    // The digest swapped for the payload's: the signature still binds the other bytes.
+    const swapped = structuredClone(signed.bundle) as { messageSignature: { messageDigest: { digest: string } } };
+    swapped.messageSignature.messageDigest.digest = Buffer.from(digest, 'hex').toString('base64');
+    e = await refusal(verifyBundleMembers(unpacked(swapped), policy({ repo: undefined, key: paths.pub })));
+    expect(e.message).toContain('does not verify with any pinned key');
+  });
+
+  test('ECDSA: high-S and low-S signatures both verify (OpenSSL and cosign make either); a damaged DER does not', async () => {
+    const { p256 } = await import('@noble/curves/nist.js');
+    const pair = makeKeyPair('ecdsa');
+    const paths = writeKeyPair(dir, 'highs', pair);
+    const key = await loadSigningKey(paths.key);
+    const seen = new Set<boolean>();
+    for (let i = 0; i < 64 && seen.size < 2; i++) {
+      const signed = await signBlob(artifactPath, key);
+      const high = p256.Signature.fromBytes(Buffer.from(signed.signatureBase64, 'base64'), 'der').hasHighS();
+      if (seen.has(high)) continue;
+      seen.add(high);
+      const v = await verifyArtifact({ artifactPath, signaturePath: file(JSON.stringify(signed.bundle)) }, policy({ repo: undefined, key: paths.pub }));
+      expect(v.kind).toBe('key');
+    }
+    expect(seen.size).toBe(2);
+
+    const signed = await signBlob(artifactPath, key);
+    const der = Buffer.from(signed.signatureBase64, 'base64');
+    der.writeUInt8(der.readUInt8(der.length - 1) ^ 1, der.length - 1);
+    const bundle = structuredClone(signed.bundle) as { messageSignature: { signature: string } };
+    bundle.messageSignature.signature = der.toString('base64');
+    await refusal(verifyArtifact({ artifactPath, signaturePath: file(JSON.stringify(bundle)) }, policy({ repo: undefined, key: paths.pub })));
+    bundle.messageSignature.signature = Buffer.from('not a DER signature').toString('base64');
+    await refusal(verifyArtifact({ artifactPath, signaturePath: file(JSON.stringify(bundle)) }, policy({ repo: undefined, key: paths.pub })));
   });
 
   test('a key-signed DSSE statement verifies; a tampered one does not', async () => {
