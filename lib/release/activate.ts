@@ -2,13 +2,15 @@
  * Moving current and previous. Each change is one rename(2) of a freshly made
  * symlink over the old one (Deployer's deploy:symlink), followed by an fsync of
  * the root, so at every instant current names a complete release and after a
- * power cut it names the one we last reported. Targets are always relative
+ * power cut it names the one we last reported. Rollback's swap of the two is
+ * one renameat2 exchange where Linux allows it. Targets are always relative
  * ("releases/<dir>").
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from '../fs/atomic.ts';
+import { exchangeNames, type ExchangeOutcome } from '../fs/exchange.ts';
 import { CURRENT_LINK, type InstallLayout, linkTarget, PREVIOUS_LINK, RELEASES_DIR, TEMP_LINK_PREFIX, versionOfDir } from './layout.ts';
 
 export type LinkName = typeof CURRENT_LINK | typeof PREVIOUS_LINK;
@@ -71,4 +73,25 @@ export async function activateRelease(layout: InstallLayout, dirName: string): P
     await pointLink(layout, PREVIOUS_LINK, old.dirName);
   }
   return { oldCurrent: old.kind === 'release' ? old.dirName : undefined };
+}
+
+/**
+ * Swaps current and previous (rollback), both naming releases. One
+ * renameat2(RENAME_EXCHANGE) where the kernel and file system have it: at no
+ * instant, and after no crash, do both name the same release. Elsewhere the
+ * two renames, current first, as activateRelease does. Says which was used.
+ */
+export async function swapCurrentAndPrevious(
+  layout: InstallLayout,
+  currentDir: string,
+  previousDir: string,
+  exchange: (a: string, b: string) => Promise<ExchangeOutcome> = exchangeNames,
+): Promise<'exchange' | 'renames'> {
+  if ((await exchange(join(layout.root, CURRENT_LINK), join(layout.root, PREVIOUS_LINK))) === 'exchanged') {
+    await fsyncDir(layout.root);
+    return 'exchange';
+  }
+  await pointLink(layout, CURRENT_LINK, previousDir);
+  await pointLink(layout, PREVIOUS_LINK, currentDir);
+  return 'renames';
 }

@@ -2,10 +2,11 @@
  * rollback: previous becomes current and current becomes previous. The
  * release going live is checked first (its files against SHA256SUMS, its kept
  * bundle against install.json): a rollback must not put a tampered tree live.
- * With no usable previous it refuses and changes nothing.
+ * With no usable previous it refuses and changes nothing. The swap itself is
+ * one atomic exchange where Linux allows it (lib/fs/exchange.ts).
  */
-import { ContainaiError } from '../errors.ts';
-import { pointLink, readReleaseLink, removeLink } from './activate.ts';
+import { ContainaiError, describeCause } from '../errors.ts';
+import { pointLink, readReleaseLink, removeLink, swapCurrentAndPrevious } from './activate.ts';
 import { removeLeftovers } from './cleanup.ts';
 import { appendEvent } from './events.ts';
 import { verifyInstalledRelease } from './installed.ts';
@@ -36,14 +37,26 @@ export async function rollbackRelease(installRoot: string, options: { lockWaitMs
       await appendEvent(layout, { action: 'rollback', version: versionOfDir(previous.dirName), outcome: 'refused', reason });
       throw new ContainaiError('VERIFY', `cannot roll back: ${reason}`, { hint: 'install a good release with install --version (nothing was changed)' });
     }
-    await pointLink(layout, CURRENT_LINK, previous.dirName);
-    if (current.kind === 'release') await pointLink(layout, PREVIOUS_LINK, current.dirName);
-    else await removeLink(layout, PREVIOUS_LINK);
+    let swap: 'exchange' | 'renames';
+    if (current.kind === 'release') {
+      swap = await swapCurrentAndPrevious(layout, current.dirName, previous.dirName).catch((err: unknown) => {
+        throw new ContainaiError('STATE', `cannot swap current and previous: ${describeCause(err)}`, {
+          hint: 'check the install root with status; run rollback again',
+          cause: err,
+        });
+      });
+    } else {
+      // No release is current: nothing to keep as previous.
+      await pointLink(layout, CURRENT_LINK, previous.dirName);
+      await removeLink(layout, PREVIOUS_LINK);
+      swap = 'renames';
+    }
     await appendEvent(layout, {
       action: 'rollback',
       version: versionOfDir(previous.dirName),
       outcome: 'ok',
       from: current.kind === 'release' ? versionOfDir(current.dirName) : undefined,
+      swap,
     });
     return { current: previous.dirName, previous: current.kind === 'release' ? current.dirName : undefined };
   } finally {
