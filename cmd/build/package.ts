@@ -45,7 +45,7 @@ export default defineCommand({
   meta: {
     name: 'package',
     description:
-      'Build dist/<version>/: payload.tar.gz (host/, README.md, LICENSE, sbom.json, tools/containai-host, SHA256SUMS), payload.sha256, sbom.json and the bundle. Reproducible: entries carry SOURCE_DATE_EPOCH as mtime (1980-01-01 when unset).',
+      'Build dist/<version>/: payload.tar.gz (host/, README.md, LICENSE, release.json, sbom.json, tools/containai-host, SHA256SUMS), payload.sha256, sbom.json and the bundle. Reproducible: entries carry SOURCE_DATE_EPOCH as mtime (1980-01-01 when unset).',
   },
   args: {
     ...releaseOutArgs,

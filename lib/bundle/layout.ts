@@ -40,8 +40,12 @@ export function bundleFileName(version: string): string {
  */
 const SAFE_VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
+export function isSafeVersion(version: string): boolean {
+  return SAFE_VERSION.test(version) && !version.includes('..');
+}
+
 export function assertSafeVersion(version: string | undefined, flag = '--version'): string {
-  if (!version || !SAFE_VERSION.test(version) || version.includes('..')) {
+  if (!version || !isSafeVersion(version)) {
     throw new ContainaiError('INPUT', `${flag} "${version ?? ''}" is not a safe version name`, {
       hint: 'use letters, digits, ".", "_", "+" and "-" only, e.g. v1.2.3 (no slashes, "..", or spaces)',
     });

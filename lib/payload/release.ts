@@ -16,6 +16,7 @@ import {
   PAYLOAD_TOP,
   SBOM_FILE,
 } from '../bundle/layout.ts';
+import { formatReleaseManifest, RELEASE_FILE } from '../bundle/manifest.ts';
 import { createProgress } from '../cli/progress.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { fsyncDir, tempSibling } from '../fs/atomic.ts';
@@ -51,7 +52,15 @@ export interface ReleaseContext extends ReleaseInput {
 }
 
 export const RELEASE_STEPS: readonly Step<ReleaseContext>[] = [
-  { name: 'stage', title: 'stage the payload tree', run: (ctx) => stagePayload(ctx.sources, ctx.payloadDir) },
+  {
+    name: 'stage',
+    title: 'stage the payload tree',
+    run: async (ctx) => {
+      await stagePayload(ctx.sources, ctx.payloadDir);
+      // Inside the payload, so inside what SHA256SUMS and the signature cover (lib/bundle/manifest.ts).
+      await writeFile(join(ctx.payloadDir, RELEASE_FILE), formatReleaseManifest(ctx.version), { mode: 0o644, flag: 'wx' });
+    },
+  },
   { name: 'sbom', title: 'SBOM', run: makeSbom },
   {
     name: 'sums',

@@ -1,7 +1,8 @@
 /**
  * Lays out the payload tree on disk (SPEC "The release"): payload/ with host/,
  * README.md and LICENSE where the project has them, and tools/containai-host.
- * sbom.json and SHA256SUMS are added by their own steps.
+ * release.json (the version, lib/bundle/manifest.ts) is written by package's
+ * stage step; sbom.json and SHA256SUMS are added by their own steps.
  *
  * Files are hard-linked into the staging folder rather than copied (the host
  * binary alone is 100 MB): the staging folder sits beside the output, usually

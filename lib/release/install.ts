@@ -2,7 +2,8 @@
  * Installing a release (issue 3), as ordered steps over one context:
  *
  *   fetch → read bundle → check payload.sha256 → verify → extract → check
- *   SHA256SUMS → keep bundle + install.json → sync → place → activate
+ *   SHA256SUMS → check release.json → keep bundle + install.json → sync →
+ *   place → activate
  *
  * Everything before "place" happens in a private staging folder
  * releases/.staging-<version>-<random>/ (mode 0700) that no link ever names;
@@ -13,11 +14,12 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { extractTarGz } from '../archive/extract.ts';
 import { PAYLOAD_LIMITS } from '../archive/policy.ts';
 import { checkPayloadHash, unpackBundle } from '../bundle/read.ts';
-import { bundleFileName, PAYLOAD_TOP, SUMS_FILE } from '../bundle/layout.ts';
+import { bundleFileName, isSafeVersion, PAYLOAD_TOP, SUMS_FILE } from '../bundle/layout.ts';
+import { parseReleaseManifest, RELEASE_FILE, RELEASE_FILE_MAX_BYTES } from '../bundle/manifest.ts';
 import { parseSums } from '../digest.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { fsyncDir } from '../fs/atomic.ts';
@@ -114,6 +116,45 @@ async function copyBundle(from: string, to: string): Promise<{ hashing: Promise<
 }
 
 /**
+ * A bundle file named for one version (containai-<v>.tar.gz) is not installed
+ * as another: refused before a byte is read. A name that states no version
+ * (bundle.tgz, "containai-v1 (1).tar.gz") leaves the decision to release.json.
+ */
+function assertBundleNamed(path: string, version: string): void {
+  const name = basename(path);
+  const named = /^containai-(.+)\.tar\.gz$/.exec(name)?.[1];
+  if (named !== undefined && isSafeVersion(named) && named !== version) {
+    throw new ContainaiError('VERIFY', `refusing to install ${name} as ${version}: the bundle file is named for ${named}`, {
+      hint: `install it as --version ${named}, or take containai-${version}.tar.gz`,
+    });
+  }
+}
+
+/**
+ * The payload says which release it is (payload/release.json, covered by
+ * SHA256SUMS and so by the signature; lib/bundle/manifest.ts): a signed old
+ * payload served under a newer version is refused here, before anything is
+ * kept or switched. Runs after check-sums, so the bytes read are the listed ones.
+ */
+async function assertPayloadIsRelease(tree: string, extracted: Extracted, version: string): Promise<void> {
+  const hint = `a signed release served under another version's name (a replayed old bundle) must not install: take containai-${version}.tar.gz from a trusted source, or install the release under its own version`;
+  const file = extracted.files.find((f) => f.path === RELEASE_FILE);
+  if (!file) {
+    throw new ContainaiError('VERIFY', `refusing to install ${version}: the payload has no ${RELEASE_FILE}, so nothing signed says which release it is`, {
+      hint: 'rebuild the release with a containai-build that writes payload/release.json',
+    });
+  }
+  const manifest = file.size > RELEASE_FILE_MAX_BYTES ? `${RELEASE_FILE} is ${file.size} bytes (at most ${RELEASE_FILE_MAX_BYTES})` : parseReleaseManifest(await readFile(join(tree, RELEASE_FILE), 'utf8'));
+  if (typeof manifest === 'string') throw new ContainaiError('VERIFY', `refusing to install ${version}: ${manifest}`, { hint });
+  if (manifest.version !== version) {
+    throw new ContainaiError('VERIFY', `refusing to install ${version}: the payload is release ${manifest.version} (its ${RELEASE_FILE}), not ${version}`, {
+      hint,
+      details: { requested: version, payload: manifest.version },
+    });
+  }
+}
+
+/**
  * Compares the extracted files with SHA256SUMS, using the digests computed while
  * they were written: every listed file present and equal, nothing unlisted.
  */
@@ -177,6 +218,7 @@ function installSteps(): Step<InstallContext>[] {
       async run(ctx) {
         const { source, version } = ctx.request;
         if (source.kind === 'file') {
+          assertBundleNamed(source.path, version);
           ctx.source = source.path;
           ctx.bundleHashing = (await copyBundle(source.path, ctx.bundlePath)).hashing;
           return;
@@ -241,6 +283,13 @@ function installSteps(): Step<InstallContext>[] {
             details: { problems },
           });
         }
+      },
+    },
+    {
+      name: 'check-release',
+      title: `Check ${RELEASE_FILE}`,
+      async run(ctx) {
+        await assertPayloadIsRelease(ctx.tree, ctx.extracted!, ctx.request.version);
       },
     },
     {

@@ -7,18 +7,20 @@
  *   (a link that leaves releases/, a damaged install.json). Never hashes.
  * - verifyInstalledRelease(root, { link, allowUnsigned }): thorough: the link
  *   resolves to a folder inside releases/, install.json is valid and names the
- *   folder's version, every file matches SHA256SUMS and no file is unlisted
+ *   folder's version, release.json (inside the signed payload) names that
+ *   version too, every file matches SHA256SUMS and no file is unlisted
  *   (SHA256SUMS, install.json and the kept bundle are the only extras), and
  *   the kept bundle is there and verifies again (payload.sha256, the payload
  *   install.json names, the signature under the policy; an UNSIGNED release
  *   passes only when the policy allows unsigned).
  * Neither changes anything on disk.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseSums } from '../digest.ts';
 import { SUMS_FILE } from '../bundle/layout.ts';
 import { bundleFileName } from '../bundle/layout.ts';
+import { parseReleaseManifest, RELEASE_FILE, RELEASE_FILE_MAX_BYTES } from '../bundle/manifest.ts';
 import { isContainaiError } from '../errors.ts';
 import { readReleaseLink, type LinkName, type LinkState } from './activate.ts';
 import { CURRENT_LINK, INSTALL_RECORD, installLayout, isReleaseDirName, PREVIOUS_LINK, versionOfDir } from './layout.ts';
@@ -79,6 +81,22 @@ export async function inspectInstalledRelease(installRoot: string): Promise<Inst
   return { root: installRoot, current, previous, releases, problems };
 }
 
+/**
+ * release.json must name the version install.json records: the manifest is inside the signed payload
+ * (lib/bundle/manifest.ts), install.json is not. Its bytes are checked against SHA256SUMS with the rest.
+ */
+async function checkReleaseManifest(dir: string, version: string): Promise<string | undefined> {
+  const info = await lstat(join(dir, RELEASE_FILE)).catch(() => undefined);
+  if (!info?.isFile()) return `${RELEASE_FILE}: ${info ? 'not a regular file' : 'missing'} (nothing signed says which release this is)`;
+  if (info.size > RELEASE_FILE_MAX_BYTES) return `${RELEASE_FILE}: ${info.size} bytes (at most ${RELEASE_FILE_MAX_BYTES})`;
+  const text = await readFile(join(dir, RELEASE_FILE), 'utf8').catch((err: NodeJS.ErrnoException) => ({ error: err.code ?? String(err) }));
+  if (typeof text !== 'string') return `${RELEASE_FILE}: unreadable (${text.error})`;
+  const manifest = parseReleaseManifest(text);
+  if (typeof manifest === 'string') return manifest;
+  if (manifest.version !== version) return `${RELEASE_FILE} names release ${manifest.version}, but ${INSTALL_RECORD} names ${version}`;
+  return undefined;
+}
+
 export interface ReleaseVerification {
   ok: boolean;
   link: LinkName;
@@ -137,6 +155,8 @@ export async function verifyInstalledRelease(installRoot: string, options: Verif
   const stamp = options.stamp ? await readStamp(layout, state.dirName, stampKey, options.stamp.maxAgeMs) : undefined;
   const check = await checkTreeAgainstSums(state.dir, sums, new Set([SUMS_FILE, INSTALL_RECORD, bundleName]), [], new Map(Object.entries(stamp?.files ?? {})));
   const problems = check.problems.map((p) => `releases/${state.dirName}/${p}`);
+  const manifestProblem = await checkReleaseManifest(state.dir, record.version);
+  if (manifestProblem) problems.push(`releases/${state.dirName}/${manifestProblem}`);
   const bundleIdentity = await fileIdentity(bundlePath);
   if (!(await stat(bundlePath).catch(() => undefined))?.isFile()) problems.push(`releases/${state.dirName}/${bundleName}: the kept bundle is missing`);
   const bundleUnchanged = stamp !== undefined && bundleIdentity !== undefined && stamp.bundle === bundleIdentity;

@@ -58,7 +58,7 @@ describe('install', () => {
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc).toMatchObject({ ok: true, outcome: 'installed', version: 'v1.0.0', signer: 'UNSIGNED' });
-    expect(doc.steps.map((s: { name: string }) => s.name)).toEqual(['fetch', 'read', 'check-hash', 'verify', 'extract', 'check-sums', 'keep', 'sync', 'place', 'activate']);
+    expect(doc.steps.map((s: { name: string }) => s.name)).toEqual(['fetch', 'read', 'check-hash', 'verify', 'extract', 'check-sums', 'check-release', 'keep', 'sync', 'place', 'activate']);
     expectIntact(root, 'v1.0.0');
     expect(lstatSync(join(root, 'current')).isSymbolicLink()).toBe(true);
     expect(existsSync(join(root, 'previous'))).toBe(false);
@@ -227,7 +227,7 @@ describe('verify-only', () => {
     const root = await freshRoot();
     const ok = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned', '--json']);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, filesChecked: 5 });
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, filesChecked: 6 });
     // Installed unsigned: without --allow-unsigned that is a problem.
     const strict = await host(['install', '--verify-only', '--install-root', root]);
     expect(strict.code).toBe(1);

@@ -77,6 +77,7 @@ describe('containai-build package', () => {
       'payload/host/utils/README.txt',
       'payload/host/utils/health.sh',
       'payload/host/utils/latest -> health.sh',
+      'payload/release.json',
       'payload/sbom.json',
       'payload/tools/',
       'payload/tools/containai-host',
@@ -90,7 +91,9 @@ describe('containai-build package', () => {
     const check = sh(['sha256sum', '-c', '--strict', 'SHA256SUMS'], join(x, 'payload'));
     expect(check.code).toBe(0);
     const listed = readFileSync(join(x, 'payload/SHA256SUMS'), 'utf8').trim().split('\n').map((l) => l.slice(66));
-    expect(listed).toEqual(['README.md', 'host/profile.env', 'host/utils/README.txt', 'host/utils/health.sh', 'sbom.json', 'tools/containai-host']);
+    expect(listed).toEqual(['README.md', 'host/profile.env', 'host/utils/README.txt', 'host/utils/health.sh', 'release.json', 'sbom.json', 'tools/containai-host']);
+    // The version is inside what SHA256SUMS (and so the signature) covers, and nothing else is: the payload stays reproducible.
+    expect(readFileSync(join(x, 'payload/release.json'), 'utf8')).toBe('{\n  "version": "v1.2.3"\n}\n');
 
     const payloadBytes = readFileSync(rel.payload);
     expect(readFileSync(rel.payloadSha256, 'utf8')).toBe(`${sha256Bytes(payloadBytes)}  payload.tar.gz\n`);

@@ -1,11 +1,12 @@
 /**
  * An installed release built by hand after SPEC "The host", for tests and the
  * benchmark that need one before (or without) running `containai-host install`:
- * releases/<v>/ holding the payload tree, SHA256SUMS, the kept bundle and
- * install.json, and `current` pointing at it.
+ * releases/<v>/ holding the payload tree (release.json included), SHA256SUMS,
+ * the kept bundle and install.json, and `current` pointing at it.
  */
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { formatReleaseManifest, RELEASE_FILE } from '../../lib/bundle/manifest.ts';
 import { sha256Bytes, formatSums } from '../../lib/digest.ts';
 
 export interface HandInstallOptions {
@@ -16,6 +17,8 @@ export interface HandInstallOptions {
   /** A binary to place at tools/containai-host (the real one, for timers and benchmarks). */
   hostBinary?: string;
   signer?: 'UNSIGNED' | Record<string, unknown>;
+  /** The version release.json names (default: version); null leaves release.json out. */
+  payloadVersion?: string | null;
 }
 
 export const DEV_PROFILE = 'PROFILE=dev\nIMAGE_PREFIX=containai\nIMAGE_TAG=devlocal\n';
@@ -37,9 +40,11 @@ function makeBundle(workDir: string, payloadParent: string, version: string): { 
 
 export function handInstall(root: string, options: HandInstallOptions = {}): { dir: string; version: string } {
   const version = options.version ?? 'v1.0.0';
+  const payloadVersion = options.payloadVersion === undefined ? version : options.payloadVersion;
   const files: Record<string, string> = {
     'host/profile.env': options.profile ?? DEV_PROFILE,
     'host/README.md': 'ContainAI host tree\n',
+    ...(payloadVersion === null ? {} : { [RELEASE_FILE]: formatReleaseManifest(payloadVersion) }),
     ...options.files,
   };
   const work = join(root, '.work');
@@ -85,6 +90,8 @@ export function otherBundle(root: string, version: string): string {
   const work = join(root, '.other');
   mkdirSync(join(work, 'payload', 'host'), { recursive: true });
   writeFileSync(join(work, 'payload', 'host', 'profile.env'), DEV_PROFILE.replace('devlocal', 'other'));
-  writeFileSync(join(work, 'payload', 'SHA256SUMS'), formatSums([{ path: 'host/profile.env', sha256: sha256Bytes(readFileSync(join(work, 'payload', 'host', 'profile.env'))) }]));
+  writeFileSync(join(work, 'payload', RELEASE_FILE), formatReleaseManifest(version));
+  const listed = ['host/profile.env', RELEASE_FILE].map((path) => ({ path, sha256: sha256Bytes(readFileSync(join(work, 'payload', path))) }));
+  writeFileSync(join(work, 'payload', 'SHA256SUMS'), formatSums(listed));
   return makeBundle(work, work, version).bundle;
 }

@@ -7,8 +7,9 @@
  * be told to fail the first N requests, cut a body short, serve other bytes,
  * 404, or redirect somewhere else; both record the headers they received.
  *
- * makeTestBundle() builds a real bundle (payload with SHA256SUMS, payload.sha256)
- * byte by byte with test/helpers/archives.ts, optionally damaged.
+ * makeTestBundle() builds a real bundle (payload with release.json and
+ * SHA256SUMS, payload.sha256) byte by byte with test/helpers/archives.ts,
+ * optionally damaged.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { expect } from 'bun:test';
@@ -16,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { formatReleaseManifest, RELEASE_FILE } from '../../lib/bundle/manifest.ts';
 import { buildTarGz, goodPayloadEntries, GOOD_FILES, sha256Hex, type TarSpec } from './archives.ts';
 
 export interface RecordedRequest {
@@ -165,16 +167,19 @@ export interface TestBundleOptions {
   members?: Record<string, string | Uint8Array>;
   /** Leave a member out of the bundle. */
   omit?: 'payload.sha256' | 'payload.tar.gz';
+  /** The version payload/release.json names (default: the bundle's own); null leaves release.json out. */
+  payloadVersion?: string | null;
 }
 
-/** Every file of a test payload and its content, VERSION included, as SHA256SUMS lists them. */
-export function testPayloadFiles(version: string, extra: Record<string, string | Uint8Array> = {}): Record<string, string | Uint8Array> {
-  return { ...GOOD_FILES, VERSION: `${version}\n`, ...extra };
+/** Every file of a test payload and its content, release.json and VERSION included, as SHA256SUMS lists them. */
+export function testPayloadFiles(version: string, extra: Record<string, string | Uint8Array> = {}, payloadVersion: string | null = version): Record<string, string | Uint8Array> {
+  const release: Record<string, string> = payloadVersion === null ? {} : { [RELEASE_FILE]: formatReleaseManifest(payloadVersion) };
+  return { ...GOOD_FILES, ...release, VERSION: `${version}\n`, ...extra };
 }
 
 /** Writes <dir>/containai-<version>.tar.gz and returns its path. */
 export function makeTestBundle(dir: string, version: string, options: TestBundleOptions = {}): string {
-  const files = testPayloadFiles(version, options.files);
+  const files = testPayloadFiles(version, options.files, options.payloadVersion);
   const sums = Object.entries(files)
     .map(([path, body]) => ({ path, sha256: sha256Hex(typeof body === 'string' ? Buffer.from(body) : body) }))
     .sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
