@@ -57,6 +57,12 @@ export interface ReadTarOptions {
   label: string;
   /** Called after each decompressed chunk is parsed; a promise returned is awaited (backpressure). */
   afterChunk?: () => Promise<void> | undefined;
+  /**
+   * Receives every compressed byte of the file, in order, as it is read and before gunzip sees it,
+   * to the file's end (past the gzip stream's end too): whoever keeps a copy keeps exactly the bytes
+   * that were read. What it throws ends the read and comes out as thrown.
+   */
+  tee?: (chunk: Uint8Array) => void;
 }
 
 export function archiveError(message: string, hint: string, cause?: unknown): ContainaiError {
@@ -431,14 +437,25 @@ export async function readTarGz(archivePath: string, visitor: TarVisitor, option
     const onBytes = options.onBytes;
     input.on('data', (chunk) => onBytes(chunk.length));
   }
+  // Errors of the parser and the visitor (policy refusals, fs) and of the tee
+  // are told apart from zlib's and the file's, which reach us through the
+  // iteration itself.
+  let parserError: unknown;
+  const tee = options.tee;
+  const onRaw = (chunk: Buffer) => {
+    try {
+      tee?.(chunk);
+    } catch (err) {
+      parserError ??= err;
+      input.destroy(err as Error);
+    }
+  };
+  if (tee) input.on('data', onRaw);
   // Wired by hand rather than with stream.pipeline: under Bun, pipeline aborts
   // when gunzip ends before its input does (zero padding after the gzip member,
   // which gzip itself accepts).
   input.on('error', (err) => gunzip.destroy(err));
   input.pipe(gunzip);
-  // Errors of the parser and the visitor (policy refusals, fs) are told apart
-  // from zlib's and the file's, which reach us through the iteration itself.
-  let parserError: unknown;
   const step = (run: () => void) => {
     try {
       run();
@@ -464,6 +481,27 @@ export async function readTarGz(archivePath: string, visitor: TarVisitor, option
       }
     }
     step(() => parser.finish());
+    if (tee && !input.readableEnded) {
+      // gunzip may end before the file does (padding after the gzip member): the rest still goes to
+      // the tee, read with the same backpressure, so a copy is the whole file.
+      input.unpipe(gunzip);
+      input.off('data', onRaw);
+      for await (const chunk of input as AsyncIterable<Buffer>) {
+        let pending: Promise<void> | undefined;
+        step(() => {
+          tee(chunk);
+          pending = options.afterChunk?.();
+        });
+        if (pending) {
+          try {
+            await pending;
+          } catch (err) {
+            parserError = err;
+            throw err;
+          }
+        }
+      }
+    }
   } catch (err) {
     if (parserError !== undefined) throw parserError;
     const code = (err as NodeJS.ErrnoException).code;

@@ -22,6 +22,17 @@ export interface UnpackedBundle {
   members: Partial<Record<BundleMember, string>>;
   /** Hex SHA-256 of each member, computed while it was written. */
   sha256?: Partial<Record<BundleMember, string>>;
+  /** The copy asked for with keepCopy: the bundle's bytes exactly as they were read, and their SHA-256. */
+  copy?: { path: string; sha256: string; bytes: number };
+}
+
+export interface UnpackOptions {
+  /**
+   * Also write the bundle file itself here (a new file, mode 0600), from the very bytes being
+   * unpacked and verified, hashing them as they go: install keeps this copy without reading the
+   * bundle twice, and a bundle file changed while it is read cannot put other bytes in the copy.
+   */
+  keepCopy?: string;
 }
 
 const KiB = 1024;
@@ -42,7 +53,7 @@ const BUNDLE_STREAM_LIMIT = Object.values(MEMBER_LIMITS).reduce((a, b) => a + b,
 const BUNDLE_HINT = 'the bundle is damaged or was not made by containai-build: download it again, or rebuild it with `containai-build package`';
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
-export async function unpackBundle(bundlePath: string, dest: string): Promise<UnpackedBundle> {
+export async function unpackBundle(bundlePath: string, dest: string, options: UnpackOptions = {}): Promise<UnpackedBundle> {
   const label = bundlePath.split('/').pop() || bundlePath;
   // A large bundle hashes its members on a worker, beside gunzip and the writes.
   const size = await stat(bundlePath).then((s) => s.size, () => 0);
@@ -59,6 +70,9 @@ export async function unpackBundle(bundlePath: string, dest: string): Promise<Un
   const sha256: Partial<Record<BundleMember, string>> = {};
   let openFd: number | undefined;
   let current = '';
+  let copyFd: number | undefined;
+  let copyCreated = false;
+  let copy: UnpackedBundle['copy'];
 
   const visitor = {
     entry(header: TarHeader): EntrySink | undefined {
@@ -100,26 +114,57 @@ export async function unpackBundle(bundlePath: string, dest: string): Promise<Un
   };
 
   try {
-    const hashing = size >= 8 * MiB ? new HashPool(1) : undefined;
+    // The copy's bytes hash on a worker of their own, beside the members'.
+    const hashing = size >= 8 * MiB ? new HashPool(options.keepCopy ? 2 : 1) : undefined;
     pool = hashing;
+    let tee: ((chunk: Uint8Array) => void) | undefined;
+    let finishCopy: (() => void) | undefined;
+    if (options.keepCopy) {
+      const fd = openSync(options.keepCopy, WRITE_FLAGS, 0o600);
+      copyFd = fd;
+      copyCreated = true;
+      const path = options.keepCopy;
+      const id = hashing?.begin() ?? -1;
+      const hasher = hashing ? undefined : new Bun.CryptoHasher('sha256');
+      let bytes = 0;
+      tee = (chunk) => {
+        bytes += chunk.length;
+        // gzip never makes data larger by much: a bundle bigger than what it may unpack to is not one.
+        if (bytes > BUNDLE_STREAM_LIMIT) throw archiveError(`${label}: larger than ${BUNDLE_STREAM_LIMIT} bytes (the limit for one bundle)`, BUNDLE_HINT);
+        let off = 0;
+        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+        if (hashing) hashing.update(id, chunk);
+        else hasher?.update(chunk);
+      };
+      finishCopy = () => {
+        copyFd = undefined;
+        closeSync(fd);
+        if (hashing) hashing.end(id, (hex) => (copy = { path, sha256: hex, bytes }));
+        else copy = { path, sha256: hasher?.digest('hex') as string, bytes };
+      };
+    }
     await readTarGz(bundlePath, visitor, {
       maxStreamBytes: BUNDLE_STREAM_LIMIT,
       label,
       afterChunk: hashing ? () => hashing.flush() : undefined,
+      tee,
     });
+    finishCopy?.();
     await hashing?.finish();
     const missing = REQUIRED_MEMBERS.filter((m) => members[m] === undefined);
     if (missing.length > 0) throw archiveError(`${label}: the bundle lacks ${missing.join(' and ')}`, BUNDLE_HINT);
-    return { dir: dest, members, sha256 };
+    return { dir: dest, members, sha256, copy };
   } catch (err) {
-    if (openFd !== undefined) {
+    for (const fd of [openFd, copyFd]) {
+      if (fd === undefined) continue;
       try {
-        closeSync(openFd);
+        closeSync(fd);
       } catch {
         // already closed
       }
     }
     await rm(dest, { recursive: true, force: true });
+    if (copyCreated && options.keepCopy) await rm(options.keepCopy, { force: true });
     if (isContainaiError(err)) throw err;
     throw new ContainaiError('ARCHIVE', `${label}: cannot unpack ${quote(current)}: ${describeCause(err)}`, {
       hint: 'check free space and permissions where the bundle is unpacked',

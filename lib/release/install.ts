@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { extractTarGz } from '../archive/extract.ts';
 import { PAYLOAD_LIMITS } from '../archive/policy.ts';
@@ -28,7 +28,6 @@ import { log } from '../cli/output.ts';
 import { runSteps, type Step, type StepRecord } from '../steps.ts';
 import { VERSION } from '../version.ts';
 import { activateRelease, readReleaseLink } from './activate.ts';
-import { hashFiles } from './hash.ts';
 import { removeLeftovers, removeRelease } from './cleanup.ts';
 import { appendEvent } from './events.ts';
 import { downgradeReason, raiseFloor, readFloor } from './floor.ts';
@@ -76,11 +75,11 @@ interface InstallContext {
   work: string;
   /** work/tree: becomes releases/<dirName>. */
   tree: string;
-  /** The bundle as fetched, inside work/ until it is kept inside the tree. */
+  /** The bundle as fetched (a download) or copied while read (a file), inside work/ until it is kept inside the tree. */
   bundlePath: string;
   source?: string;
-  /** The bundle's sha256, computed alongside the other steps. */
-  bundleHashing?: Promise<string>;
+  /** The bundle's sha256: of the download as it was written, or of a file's bytes as they were read. */
+  bundleSha256?: string;
   bundle?: UnpackedBundle;
   payloadSha256?: string;
   signer?: Signer;
@@ -90,29 +89,16 @@ interface InstallContext {
 }
 
 /**
- * Copies a local bundle into the staging folder (copy_file_range: no bytes
- * through user space); everything after reads the private copy, so the file
- * the operator named can change afterwards without effect. Its sha256 is
- * computed on a worker thread while the next steps run.
+ * The operator's bundle file, checked before it is read: it exists and is a
+ * regular file (not a FIFO or a device that would never end).
  */
-async function copyBundle(from: string, to: string): Promise<{ hashing: Promise<string> }> {
-  try {
-    await copyFile(from, to, constants.COPYFILE_EXCL);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ContainaiError(code === 'ENOENT' ? 'NOT_FOUND' : 'INPUT', `cannot read the bundle ${from} (${code ?? describeCause(err)})`, {
+async function assertBundleFile(path: string): Promise<void> {
+  const info = await stat(path).catch((err: NodeJS.ErrnoException) => {
+    throw new ContainaiError(err.code === 'ENOENT' ? 'NOT_FOUND' : 'INPUT', `cannot read the bundle ${path} (${err.code ?? describeCause(err)})`, {
       hint: 'check --bundle / --asset-dir and --version',
     });
-  }
-  await chmod(to, 0o600);
-  const size = (await stat(to)).size;
-  const hashing = hashFiles([to], size).then((results) => {
-    const result = results.get(to);
-    if (!result || 'error' in result) throw new ContainaiError('INPUT', `cannot hash the bundle copy: ${result && 'error' in result ? result.error : 'no result'}`);
-    return result.sha256;
   });
-  hashing.catch(() => undefined); // awaited in "keep"; a failure before that must not be unhandled
-  return { hashing };
+  if (!info.isFile()) throw new ContainaiError('INPUT', `the bundle ${path} is not a regular file`, { hint: 'check --bundle / --asset-dir and --version' });
 }
 
 /**
@@ -218,9 +204,10 @@ function installSteps(): Step<InstallContext>[] {
       async run(ctx) {
         const { source, version } = ctx.request;
         if (source.kind === 'file') {
+          // Not copied here: "read" writes the private copy from the very bytes it unpacks.
           assertBundleNamed(source.path, version);
+          await assertBundleFile(source.path);
           ctx.source = source.path;
-          ctx.bundleHashing = (await copyBundle(source.path, ctx.bundlePath)).hashing;
           return;
         }
         const result = await downloadReleaseAsset({
@@ -232,7 +219,7 @@ function installSteps(): Step<InstallContext>[] {
           token: source.token,
         });
         ctx.source = result.from;
-        ctx.bundleHashing = Promise.resolve(result.sha256);
+        ctx.bundleSha256 = result.sha256;
         log().info(`  downloaded ${result.bytes} bytes from ${result.from}`);
       },
     },
@@ -240,7 +227,16 @@ function installSteps(): Step<InstallContext>[] {
       name: 'read',
       title: 'Read the bundle',
       async run(ctx) {
-        ctx.bundle = await unpackBundle(ctx.bundlePath, join(ctx.work, 'bundle'));
+        const dest = join(ctx.work, 'bundle');
+        const { source } = ctx.request;
+        if (source.kind === 'github') {
+          ctx.bundle = await unpackBundle(ctx.bundlePath, dest);
+          return;
+        }
+        // One pass over the operator's file: unpacked and teed into the private copy that is kept, so the
+        // members checked next and the bundle kept are the same bytes, whatever happens to the file later.
+        ctx.bundle = await unpackBundle(source.path, dest, { keepCopy: ctx.bundlePath });
+        ctx.bundleSha256 = ctx.bundle.copy!.sha256;
       },
     },
     {
@@ -302,7 +298,7 @@ function installSteps(): Step<InstallContext>[] {
           repo: ctx.request.repo,
           source: ctx.source!,
           bundle: ctx.bundleName,
-          bundleSha256: await ctx.bundleHashing!,
+          bundleSha256: ctx.bundleSha256!,
           payloadSha256: ctx.payloadSha256!,
           signer: ctx.signer!,
           installedAt: new Date().toISOString(),

@@ -106,3 +106,43 @@ describe('unpackBundle', () => {
     await expect(checkPayloadHash(bundle)).rejects.toThrow(/payload.sha256 is malformed/);
   });
 });
+
+describe('unpackBundle with keepCopy (install keeps the bundle from the pass that unpacks it)', () => {
+  async function expectCopy(bytes: Buffer): Promise<void> {
+    const box = sandbox(bytes);
+    const copyPath = join(box.root, 'kept.tar.gz');
+    const bundle = await unpackBundle(box.bundlePath, box.dest, { keepCopy: copyPath });
+    expect(bundle.copy).toEqual({ path: copyPath, sha256: sha256Hex(bytes), bytes: bytes.length });
+    expect(readFileSync(copyPath).equals(bytes)).toBe(true);
+    expect(lstatSync(copyPath).mode & 0o777).toBe(0o600);
+    expect(await checkPayloadHash(bundle)).toBeTruthy();
+  }
+
+  test('a small bundle: the copy is the file, byte for byte, with its sha256', () => expectCopy(goodBundle()));
+
+  test('a large bundle (hashed on workers): the same', async () => {
+    const { randomBytes } = await import('node:crypto');
+    const payload = buildTarGz([{ name: 'payload/', type: 'dir' }, { name: 'payload/big.bin', body: randomBytes(12 * 2 ** 20) }]);
+    await expectCopy(goodBundle(payload, { cosign: randomBytes(2 ** 20) }));
+  });
+
+  test('bytes after the gzip stream (zero padding) are in the copy too', async () => {
+    await expectCopy(Buffer.concat([goodBundle(), Buffer.alloc(3 * 2 ** 20)]));
+  });
+
+  test('a refused bundle leaves neither the copy nor the folder', async () => {
+    const box = sandbox(hostileBundles.unknownMember());
+    const copyPath = join(box.root, 'kept.tar.gz');
+    await expect(unpackBundle(box.bundlePath, box.dest, { keepCopy: copyPath })).rejects.toThrow(/is not a member SPEC names/);
+    expect(readdirSync(box.root)).toEqual(['containai-v1.2.3.tar.gz']);
+  });
+
+  test('an existing file at the copy path is neither followed nor replaced', async () => {
+    const box = sandbox(goodBundle());
+    const copyPath = join(box.root, 'kept.tar.gz');
+    writeFileSync(copyPath, 'mine');
+    await expect(unpackBundle(box.bundlePath, box.dest, { keepCopy: copyPath })).rejects.toThrow();
+    expect(readFileSync(copyPath, 'utf8')).toBe('mine');
+    expect(existsSync(box.dest)).toBe(false);
+  });
+});
