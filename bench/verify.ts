@@ -7,7 +7,7 @@
  * against the digest taken while unpacking, so the target applies), and an
  * Ed25519 key signature (pure EdDSA needs the bytes again: shown, no target).
  *
- *   bun scripts/build.ts && bun bench/verify.ts [--mb 200] [--runs 5]
+ *   bun scripts/build.ts && bun bench/verify.ts [--mb 200] [--runs 5] [--bin PATH]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
@@ -19,11 +19,12 @@ import { loadSigningKey } from '../lib/trust/keys.ts';
 import { signBlob } from '../lib/trust/sign.ts';
 import { makeKeyPair, makeTestCA, writeKeyPair } from '../test/helpers/signing.ts';
 
-const { values } = parseArgs({ options: { mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '5' } } });
+// --bin: another build of containai-host, to compare before and after a change.
+const { values } = parseArgs({ options: { mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '5' }, bin: { type: 'string' } } });
 const MB = Number(values.mb);
 const RUNS = Number(values.runs);
 const root = join(import.meta.dir, '..');
-const hostBin = join(root, 'dist', 'containai-host');
+const hostBin = values.bin ?? join(root, 'dist', 'containai-host');
 
 const work = mkdtempSync(join(tmpdir(), 'cai-bench-verify-'));
 try {
