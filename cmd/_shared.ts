@@ -3,6 +3,9 @@
  * means the same thing everywhere (and --help describes it the same way).
  */
 import type { ArgsDef } from 'citty';
+import { dirname, join, resolve } from 'node:path';
+import type { ExtraMember } from '../lib/payload/release.ts';
+import type { PayloadSources } from '../lib/payload/stage.ts';
 
 export const jsonArgs = {
   json: { type: 'boolean', description: 'print one JSON document on stdout (human text stays on stderr)' },
@@ -16,8 +19,42 @@ export const installRootArgs = {
 
 export const releaseOutArgs = {
   version: { type: 'string', description: 'release version, e.g. v1.2.3 (default: git describe --tags --always --dirty)', valueHint: 'V' },
-  out: { type: 'string', description: 'output folder; the release goes to <out>/<version>/', default: 'dist', valueHint: 'DIR' },
+  out: { type: 'string', description: 'the folder of releases: <out>/<version>/', default: 'dist', valueHint: 'DIR' },
 } as const satisfies ArgsDef;
+
+/**
+ * The optional bundle members, as the seed's package.sh took them (package adds them, repack adds or
+ * replaces them). This --trusted-root only ships a file; the policy flag of the same name trusts one.
+ */
+export const bundleExtraArgs = {
+  attestation: { type: 'string', description: 'ship this file as attestation.intoto.jsonl (as `gh attestation download` writes it)', valueHint: 'FILE' },
+  'cosign-asset': { type: 'string', description: 'ship this cosign binary as "cosign"', valueHint: 'FILE' },
+  'trusted-root': { type: 'string', description: 'ship the Sigstore trusted_root.json CI used (recorded for operators, never trusted by hosts)', valueHint: 'FILE' },
+} as const satisfies ArgsDef;
+
+export function extraMembers(args: { attestation?: string; 'cosign-asset'?: string; 'trusted-root'?: string }): Partial<Record<ExtraMember, string>> {
+  const members: Partial<Record<ExtraMember, string>> = {};
+  if (args.attestation) members['attestation.intoto.jsonl'] = resolve(args.attestation);
+  if (args['cosign-asset']) members.cosign = resolve(args['cosign-asset']);
+  if (args['trusted-root']) members['trusted_root.json'] = resolve(args['trusted-root']);
+  return members;
+}
+
+/** Where the payload's contents come from (package, sbom). */
+export const payloadSourceArgs = {
+  'host-dir': { type: 'string', description: 'the host tree; README.md and LICENSE are taken from its parent folder', default: 'host', valueHint: 'DIR' },
+  'host-binary': { type: 'string', description: 'the containai-host shipped as tools/containai-host (default: beside containai-build)', valueHint: 'FILE' },
+} as const satisfies ArgsDef;
+
+export function payloadSources(args: { 'host-dir': string; 'host-binary'?: string }): PayloadSources {
+  const hostDir = resolve(args['host-dir']);
+  return {
+    hostDir,
+    // README.md and LICENSE come from the project the host tree belongs to.
+    projectDir: dirname(hostDir),
+    hostBinary: resolve(args['host-binary'] ?? join(dirname(process.execPath), 'containai-host')),
+  };
+}
 
 /** The same words as `gh attestation verify`. */
 export const policyArgs = {

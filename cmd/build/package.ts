@@ -1,45 +1,13 @@
-import { type ArgsDef, defineCommand } from 'citty';
-import { dirname, join, resolve } from 'node:path';
+import { defineCommand } from 'citty';
+import { join, resolve } from 'node:path';
 import { assertSafeVersion, bundleFileName, PAYLOAD_ARCHIVE, PAYLOAD_SHA256, SBOM_FILE } from '../../lib/bundle/layout.ts';
 import { formatBytes } from '../../lib/cli/progress.ts';
 import { log, printJson } from '../../lib/cli/output.ts';
 import { usageError } from '../../lib/errors.ts';
-import { discardWork, type ExtraMember, prepareRelease, publishRelease, RELEASE_STEPS, type SbomSource } from '../../lib/payload/release.ts';
-import type { PayloadSources } from '../../lib/payload/stage.ts';
+import { discardWork, prepareRelease, publishRelease, RELEASE_STEPS, type SbomSource } from '../../lib/payload/release.ts';
 import { defaultVersion } from '../../lib/payload/version.ts';
 import { runSteps } from '../../lib/steps.ts';
-import { jsonArgs, releaseOutArgs } from '../_shared.ts';
-
-/** The optional bundle members, as the seed's package.sh took them; repack takes the same words. */
-export const bundleExtraArgs = {
-  attestation: { type: 'string', description: 'add attestation.intoto.jsonl (as `gh attestation download` writes it)', valueHint: 'FILE' },
-  'cosign-asset': { type: 'string', description: 'add the cosign binary, shipped as "cosign"', valueHint: 'FILE' },
-  'trusted-root': { type: 'string', description: 'add the Sigstore trusted_root.json CI used (recorded, never trusted)', valueHint: 'FILE' },
-} as const satisfies ArgsDef;
-
-export function extraMembers(args: { attestation?: string; 'cosign-asset'?: string; 'trusted-root'?: string }): Partial<Record<ExtraMember, string>> {
-  const members: Partial<Record<ExtraMember, string>> = {};
-  if (args.attestation) members['attestation.intoto.jsonl'] = resolve(args.attestation);
-  if (args['cosign-asset']) members.cosign = resolve(args['cosign-asset']);
-  if (args['trusted-root']) members['trusted_root.json'] = resolve(args['trusted-root']);
-  return members;
-}
-
-/** Where the payload's contents come from. */
-export const payloadSourceArgs = {
-  'host-dir': { type: 'string', description: 'the host tree; README.md and LICENSE are taken from its parent folder', default: 'host', valueHint: 'DIR' },
-  'host-binary': { type: 'string', description: 'the containai-host shipped as tools/containai-host (default: beside containai-build)', valueHint: 'FILE' },
-} as const satisfies ArgsDef;
-
-export function payloadSources(args: { 'host-dir': string; 'host-binary'?: string }): PayloadSources {
-  const hostDir = resolve(args['host-dir']);
-  return {
-    hostDir,
-    // README.md and LICENSE come from the project the host tree belongs to.
-    projectDir: dirname(hostDir),
-    hostBinary: resolve(args['host-binary'] ?? join(dirname(process.execPath), 'containai-host')),
-  };
-}
+import { bundleExtraArgs, extraMembers, jsonArgs, payloadSourceArgs, payloadSources, releaseOutArgs } from '../_shared.ts';
 
 export default defineCommand({
   meta: {

@@ -9,8 +9,7 @@ import { log, printJson } from '../../lib/cli/output.ts';
 import { usageError } from '../../lib/errors.ts';
 import { assertReleaseMatchesBundle, requireBundle, workFolder } from '../../lib/payload/repack.ts';
 import type { ExtraMember } from '../../lib/payload/release.ts';
-import { jsonArgs, releaseOutArgs } from '../_shared.ts';
-import { bundleExtraArgs, extraMembers } from './package.ts';
+import { bundleExtraArgs, extraMembers, jsonArgs, releaseOutArgs } from '../_shared.ts';
 
 export default defineCommand({
   meta: {
@@ -20,6 +19,8 @@ export default defineCommand({
   },
   args: {
     ...releaseOutArgs,
+    // No default here: repack rewrites a release that exists, so it is named.
+    version: { type: 'string', description: 'the release to repack, dist/<version>/ (required), e.g. v1.2.3', valueHint: 'V' },
     ...bundleExtraArgs,
     ...jsonArgs,
   },

@@ -7,8 +7,7 @@ import { log, printJson } from '../../lib/cli/output.ts';
 import { fsyncDir, tempSibling } from '../../lib/fs/atomic.ts';
 import { stagePayload } from '../../lib/payload/stage.ts';
 import { findSyft, runSyft } from '../../lib/sbom.ts';
-import { jsonArgs } from '../_shared.ts';
-import { payloadSources, payloadSourceArgs } from './package.ts';
+import { jsonArgs, payloadSourceArgs, payloadSources } from '../_shared.ts';
 
 export default defineCommand({
   meta: {
