@@ -29,8 +29,11 @@ const builds = ENTRIES.filter((name) => only.length === 0 || only.includes(name)
       'build',
       '--compile',
       '--minify',
-      // Bytecode halves start-up (about 35 ms to 16 ms): check-health runs from a timer every minute.
+      // Start-up matters (check-health runs from a timer every minute): bytecode skips parsing, and
+      // splitting keeps each command's code (sigstore, dockerode, tar) in chunks loaded only when
+      // that command runs. Measured on --version: ~93 ms plain, ~29 ms bytecode, ~22 ms both.
       '--bytecode',
+      '--splitting',
       '--format=esm',
       '--sourcemap=none',
       '--no-compile-autoload-dotenv',
