@@ -18,8 +18,10 @@ import { BUNDLE_MEMBERS, type BundleMember, isBundleMember, PAYLOAD_ARCHIVE, PAY
 
 export interface UnpackedBundle {
   dir: string;
-  /** Absolute path of each member the bundle holds. */
+  /** Absolute path of each member the bundle holds (payload.tar.gz's only when it was written). */
   members: Partial<Record<BundleMember, string>>;
+  /** Set when payload.tar.gz was hashed as it passed and not written (UnpackOptions.hashPayloadOnly). */
+  payloadNotWritten?: true;
   /** Hex SHA-256 of each member, computed while it was written. */
   sha256?: Partial<Record<BundleMember, string>>;
   /** The copy asked for with keepCopy: the bundle's bytes exactly as they were read, and their SHA-256. */
@@ -33,6 +35,13 @@ export interface UnpackOptions {
    * bundle twice, and a bundle file changed while it is read cannot put other bytes in the copy.
    */
   keepCopy?: string;
+  /**
+   * Hash payload.tar.gz as it passes, on a worker for a large bundle, and do not write it: checking a
+   * kept bundle again needs only its digest (payload.sha256, an attestation's subject, an ECDSA
+   * signature), and writing ~200 MB to a temp folder costs as much as hashing it. The digest is still
+   * computed from the bundle's bytes in this pass; sha256.payload.tar.gz holds it and members has no path.
+   */
+  hashPayloadOnly?: boolean;
 }
 
 const KiB = 1024;
@@ -67,6 +76,7 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
   }
   let pool: HashPool | undefined;
   const members: Partial<Record<BundleMember, string>> = {};
+  const seen = new Set<BundleMember>();
   const sha256: Partial<Record<BundleMember, string>> = {};
   let openFd: number | undefined;
   let current = '';
@@ -84,17 +94,30 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
         throw archiveError(`${label}: ${q} ${why} (allowed: ${BUNDLE_MEMBERS.join(', ')})`, BUNDLE_HINT);
       }
       if (header.kind !== 'file') throw archiveError(`${label}: member ${q} is a ${header.kind}, not a regular file`, BUNDLE_HINT);
-      if (members[name] !== undefined) throw archiveError(`${label}: member ${q} appears twice`, BUNDLE_HINT);
+      if (seen.has(name)) throw archiveError(`${label}: member ${q} appears twice`, BUNDLE_HINT);
       if (header.mode & 0o7000) throw archiveError(`${label}: member ${q} has the setuid/setgid/sticky bit`, BUNDLE_HINT);
       if (header.size > MEMBER_LIMITS[name]) {
         throw archiveError(`${label}: member ${q} declares ${header.size} bytes (limit ${MEMBER_LIMITS[name]})`, BUNDLE_HINT);
+      }
+      seen.add(name);
+      const id = pool?.begin() ?? -1;
+      const hasher = pool ? undefined : new Bun.CryptoHasher('sha256');
+      if (options.hashPayloadOnly && name === PAYLOAD_ARCHIVE) {
+        return {
+          write(chunk) {
+            if (pool) pool.update(id, chunk);
+            else hasher?.update(chunk);
+          },
+          end() {
+            if (pool) pool.end(id, (hex) => (sha256[name] = hex));
+            else sha256[name] = hasher?.digest('hex');
+          },
+        };
       }
       const path = join(dest, name);
       const fd = openSync(path, WRITE_FLAGS, 0o600);
       openFd = fd;
       members[name] = path;
-      const id = pool?.begin() ?? -1;
-      const hasher = pool ? undefined : new Bun.CryptoHasher('sha256');
       return {
         write(chunk) {
           if (pool) pool.update(id, chunk);
@@ -151,9 +174,9 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
     });
     finishCopy?.();
     await hashing?.finish();
-    const missing = REQUIRED_MEMBERS.filter((m) => members[m] === undefined);
+    const missing = REQUIRED_MEMBERS.filter((m) => !seen.has(m));
     if (missing.length > 0) throw archiveError(`${label}: the bundle lacks ${missing.join(' and ')}`, BUNDLE_HINT);
-    return { dir: dest, members, sha256, copy };
+    return { dir: dest, members, sha256, copy, ...(options.hashPayloadOnly ? { payloadNotWritten: true as const } : {}) };
   } catch (err) {
     for (const fd of [openFd, copyFd]) {
       if (fd === undefined) continue;
@@ -178,12 +201,13 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
 /** Checks payload.tar.gz against payload.sha256; returns the payload's hex SHA-256. */
 export async function checkPayloadHash(bundle: UnpackedBundle): Promise<string> {
   const payload = bundle.members[PAYLOAD_ARCHIVE];
+  const streamed = bundle.payloadNotWritten ? bundle.sha256?.[PAYLOAD_ARCHIVE] : undefined;
   const sumFile = bundle.members[PAYLOAD_SHA256];
-  if (!payload || !sumFile) {
-    throw new ContainaiError('VERIFY', `the bundle lacks ${!payload ? PAYLOAD_ARCHIVE : PAYLOAD_SHA256}`, { hint: BUNDLE_HINT });
+  if ((!payload && !streamed) || !sumFile) {
+    throw new ContainaiError('VERIFY', `the bundle lacks ${!payload && !streamed ? PAYLOAD_ARCHIVE : PAYLOAD_SHA256}`, { hint: BUNDLE_HINT });
   }
   const expected = parseSingleSum(await readFile(sumFile, 'utf8'), PAYLOAD_ARCHIVE, PAYLOAD_SHA256);
-  const actual = bundle.sha256?.[PAYLOAD_ARCHIVE] ?? (await sha256File(payload));
+  const actual = streamed ?? bundle.sha256?.[PAYLOAD_ARCHIVE] ?? (await sha256File(payload as string));
   if (actual !== expected) {
     throw new ContainaiError('VERIFY', `payload.tar.gz does not match payload.sha256 (sha256 ${actual}, expected ${expected})`, {
       hint: 'the bundle was damaged or altered after it was built: download it again; do not install it',

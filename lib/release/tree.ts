@@ -43,6 +43,8 @@ export interface TreeCheck {
   filesHashed: number;
   /** The identity (lib/release/stamp.ts) of every listed file that matched, as it was before hashing. */
   identities: Map<string, string>;
+  /** The digest of each extra file hashed without an expected one, by path (absent when unreadable). */
+  extraDigests: Map<string, string>;
 }
 
 /**
@@ -50,13 +52,14 @@ export interface TreeCheck {
  * matches, and nothing is there that is not listed (besides the names in
  * `alsoAllowed`). A listed symlink is checked through its target, which must
  * stay inside the tree. `extraHashes` are further files to hash in the same
- * pass (the kept bundle), checked against their expected digests.
+ * pass (the kept bundle), checked against their expected digests, or, without
+ * one, returned in extraDigests for the caller to judge.
  */
 export async function checkTreeAgainstSums(
   root: string,
   sums: readonly SumEntry[],
   alsoAllowed: ReadonlySet<string>,
-  extraHashes: ReadonlyArray<{ path: string; sha256: string; what: string }> = [],
+  extraHashes: ReadonlyArray<{ path: string; sha256?: string; what: string }> = [],
   /** Identities of files that matched at the last full verification; a file still the same is not hashed again. */
   known: ReadonlyMap<string, string> = new Map(),
 ): Promise<TreeCheck> {
@@ -134,10 +137,13 @@ export async function checkTreeAgainstSums(
     else continue;
     identities.delete(f.rel);
   }
+  const extraDigests = new Map<string, string>();
   for (const e of extras) {
     if (e.size === undefined) continue;
     const result = results.get(e.path);
-    if (!result || 'error' in result || result.sha256 !== e.sha256) problems.push(`${e.what}: does not match the sha256 recorded at install`);
+    if (e.sha256 === undefined) {
+      if (result && 'sha256' in result) extraDigests.set(e.path, result.sha256);
+    } else if (!result || 'error' in result || result.sha256 !== e.sha256) problems.push(`${e.what}: does not match the sha256 recorded at install`);
   }
-  return { problems, filesChecked: toHash.length, bytesChecked: total, filesHashed: toHash.length - unchanged.size, identities };
+  return { problems, filesChecked: toHash.length, bytesChecked: total, filesHashed: toHash.length - unchanged.size, identities, extraDigests };
 }

@@ -9,7 +9,7 @@ import { checkPayloadHash, unpackBundle } from '../bundle/read.ts';
 import { sha256File } from '../digest.ts';
 import { ContainaiError } from '../errors.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
-import { verifyBundleMembers } from '../trust/verify.ts';
+import { PayloadBytesNeeded, verifyBundleMembers } from '../trust/verify.ts';
 import type { InstallRecord, Signer } from './record.ts';
 
 export type ReleasePolicy = TrustPolicy;
@@ -37,8 +37,20 @@ export async function verifyBundleSigner(bundle: UnpackedBundle, policy: Release
  * policy, and that it is the payload install.json names. The caller has already
  * checked the bundle file's own sha256. An unsigned release passes only under
  * --allow-unsigned, and needs no unpacking.
+ *
+ * The payload is hashed as the bundle streams past and not written anywhere:
+ * an attestation or an ECDSA key signature is checked against that digest.
+ * A signature over the payload's bytes themselves (Ed25519, a message
+ * signature under a certificate) sends it down the old path, which unpacks the
+ * bundle whole and verifies it from the start.
  */
-export async function verifyKeptBundle(bundlePath: string, record: InstallRecord, policy: ReleasePolicy): Promise<void> {
+export async function verifyKeptBundle(
+  bundlePath: string,
+  record: InstallRecord,
+  policy: ReleasePolicy,
+  /** The bundle file's SHA-256 as this run computed it from the bytes on disk (the tree check hashes it beside the tree). */
+  options: { bundleSha256?: string } = {},
+): Promise<void> {
   if (record.signer === 'UNSIGNED') {
     if (!policy.allowUnsigned) {
       throw new ContainaiError('VERIFY', 'the release was installed UNSIGNED', {
@@ -46,19 +58,26 @@ export async function verifyKeptBundle(bundlePath: string, record: InstallRecord
       });
     }
     // No signature to check again; the digest install.json recorded at least shows the bundle was not swapped since.
-    if ((await sha256File(bundlePath)) !== record.bundleSha256) {
+    if ((options.bundleSha256 ?? (await sha256File(bundlePath))) !== record.bundleSha256) {
       throw new ContainaiError('VERIFY', 'it is not the bundle recorded in install.json (sha256 differs)');
     }
     return;
   }
   const work = await mkdtemp(join(tmpdir(), 'containai-verify-'));
-  try {
-    const bundle = await unpackBundle(bundlePath, join(work, 'bundle'));
+  const check = async (bundle: UnpackedBundle) => {
     const payloadSha256 = await checkPayloadHash(bundle);
     if (payloadSha256 !== record.payloadSha256) {
       throw new ContainaiError('VERIFY', 'its payload is not the one recorded in install.json');
     }
     await verifyBundleSigner(bundle, { ...policy, allowUnsigned: false });
+  };
+  try {
+    try {
+      await check(await unpackBundle(bundlePath, join(work, 'streamed'), { hashPayloadOnly: true }));
+    } catch (err) {
+      if (!(err instanceof PayloadBytesNeeded)) throw err;
+      await check(await unpackBundle(bundlePath, join(work, 'bundle')));
+    }
   } finally {
     await rm(work, { recursive: true, force: true });
   }

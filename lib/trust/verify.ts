@@ -62,21 +62,38 @@ export interface VerifyInput {
 class Refusal extends Error {}
 
 /**
+ * Thrown, not a verdict, when a check needs payload.tar.gz's bytes (an Ed25519 key signature, a
+ * message signature under a certificate, a subject by sha512 alone) and the bundle was read with
+ * hashPayloadOnly: the caller verifies again from a bundle unpacked whole.
+ */
+export class PayloadBytesNeeded extends Error {
+  constructor() {
+    super(`this signature is checked over ${PAYLOAD_ARCHIVE}'s bytes, which were hashed but not kept`);
+  }
+}
+
+/**
  * The artifact and its SHA-256, computed in this run from the bytes on disk
  * (sha256File, or while the bundle was unpacked): never a digest a bundle or
  * a stamp claims. ECDSA key signatures are checked against it.
  */
 interface Artifact extends ArtifactDigests {
-  path: string;
+  /** Where its bytes are; undefined when only its digest was kept (hashPayloadOnly). */
+  path: string | undefined;
 }
 
-function artifactFrom(path: string, sha256: string): Artifact {
+function artifactFrom(path: string | undefined, sha256: string): Artifact {
   let sha512: Promise<string> | undefined;
   return {
     path,
     sha256,
-    sha512: () => (sha512 ??= hashFile(path, 'sha512')),
+    sha512: () => (sha512 ??= hashFile(artifactPath({ path }), 'sha512')),
   };
+}
+
+function artifactPath(artifact: { path: string | undefined }): string {
+  if (artifact.path === undefined) throw new PayloadBytesNeeded();
+  return artifact.path;
 }
 
 async function hashFile(path: string, algorithm: string): Promise<string> {
@@ -135,7 +152,7 @@ async function sha256FileOrRefuse(path: string): Promise<string> {
  */
 export async function verifyBundleMembers(bundle: UnpackedBundle, policy: TrustPolicy): Promise<Verdict> {
   const payloadPath = bundle.members[PAYLOAD_ARCHIVE];
-  if (!payloadPath) throw new ContainaiError('INPUT', `the bundle has no ${PAYLOAD_ARCHIVE}`);
+  if (!payloadPath && !bundle.payloadNotWritten) throw new ContainaiError('INPUT', `the bundle has no ${PAYLOAD_ARCHIVE}`);
   const sha256 = await checkPayloadHash(bundle);
   const attestationPath = signedMember(bundle.members['attestation.intoto.jsonl']);
   const signaturePath = signedMember(bundle.members['payload.sigstore.json']);
@@ -224,7 +241,7 @@ async function verifyCertificateSigned(bundle: Bundle, artifact: Artifact, trust
   if (bundle.content.$case === 'messageSignature') {
     checkMessageDigest(bundle.content.messageSignature.messageDigest, artifact);
     // @sigstore/verify checks a message signature over the bytes themselves.
-    artifactBytes = await readFile(artifact.path);
+    artifactBytes = await readFile(artifactPath(artifact));
   }
 
   let entity;
@@ -385,11 +402,12 @@ async function verifyKeySigned(bundle: Bundle, artifact: Artifact, trust: TrustC
  * signature scheme, so no digest of ours can stand in for the message: its
  * bytes are read whole and verified by node:crypto.
  */
-async function verifyMessage(path: string, sha256: string, key: PinnedKey, signature: Buffer): Promise<boolean> {
+async function verifyMessage(path: string | undefined, sha256: string, key: PinnedKey, signature: Buffer): Promise<boolean> {
   try {
-    if (key.algorithm === 'ed25519') return verifySignature(null, await readFile(path), key.key, signature);
+    if (key.algorithm === 'ed25519') return verifySignature(null, await readFile(artifactPath({ path })), key.key, signature);
     return await verifyEcdsaDigest(key, sha256, signature);
-  } catch {
+  } catch (err) {
+    if (err instanceof PayloadBytesNeeded) throw err;
     return false;
   }
 }

@@ -146,3 +146,46 @@ describe('unpackBundle with keepCopy (install keeps the bundle from the pass tha
     expect(existsSync(box.dest)).toBe(false);
   });
 });
+
+describe('unpackBundle with hashPayloadOnly (a kept bundle checked again without writing its payload)', () => {
+  test('payload.tar.gz is hashed as it passes and never written; the other members are', async () => {
+    const payload = buildTarGz(goodPayloadEntries());
+    const box = sandbox(goodBundle(payload, { 'payload.sigstore.json': '{}' }));
+    const bundle = await unpackBundle(box.bundlePath, box.dest, { hashPayloadOnly: true });
+    expect(bundle.payloadNotWritten).toBe(true);
+    expect(bundle.members['payload.tar.gz']).toBeUndefined();
+    expect(readdirSync(box.dest).sort()).toEqual(['payload.sha256', 'payload.sigstore.json']);
+    expect(bundle.sha256?.['payload.tar.gz']).toBe(sha256Hex(payload));
+    expect(await checkPayloadHash(bundle)).toBe(sha256Hex(payload));
+  });
+
+  test('a large bundle (hashed on a worker): the same digest, nothing written for the payload', async () => {
+    const { randomBytes } = await import('node:crypto');
+    const payload = buildTarGz([{ name: 'payload/', type: 'dir' }, { name: 'payload/big.bin', body: randomBytes(12 * 2 ** 20) }]);
+    const box = sandbox(goodBundle(payload));
+    const bundle = await unpackBundle(box.bundlePath, box.dest, { hashPayloadOnly: true });
+    expect(readdirSync(box.dest)).toEqual(['payload.sha256']);
+    expect(await checkPayloadHash(bundle)).toBe(sha256Hex(payload));
+  });
+
+  test('a tampered payload is still refused (VERIFY), with no payload file written', async () => {
+    const box = sandbox(hostileBundles.shaMismatch());
+    const bundle = await unpackBundle(box.bundlePath, box.dest, { hashPayloadOnly: true });
+    expect(readdirSync(box.dest)).toEqual(['payload.sha256']);
+    const err = await checkPayloadHash(bundle).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ContainaiError);
+    expect((err as ContainaiError).code).toBe('VERIFY');
+    expect((err as ContainaiError).message).toMatch(/payload.tar.gz does not match payload.sha256/);
+  });
+
+  test('the member rules still hold: a payload twice, or none, is refused', async () => {
+    for (const [bytes, message] of [
+      [hostileBundles.duplicateMember(), /"payload.tar.gz" appears twice/],
+      [hostileBundles.missingPayload(), /lacks payload.tar.gz/],
+    ] as const) {
+      const box = sandbox(bytes);
+      await expect(unpackBundle(box.bundlePath, box.dest, { hashPayloadOnly: true })).rejects.toThrow(message);
+      expect(existsSync(box.dest)).toBe(false);
+    }
+  });
+});

@@ -1,11 +1,12 @@
 /** lib/trust in-process: our own bundles (test CA + fake log, pinned keys), policy parsing, malformed input, keys. */
-import { afterAll, describe, expect, test } from 'bun:test';
+import { afterAll, describe, expect, spyOn, test } from 'bun:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BundleMember } from '../../lib/bundle/layout.ts';
 import { unpackBundle, type UnpackedBundle } from '../../lib/bundle/read.ts';
 import { ContainaiError } from '../../lib/errors.ts';
+import type { InstallRecord } from '../../lib/release/record.ts';
 import { loadSigningKey } from '../../lib/trust/keys.ts';
 import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
 import { signBlob } from '../../lib/trust/sign.ts';
@@ -362,5 +363,62 @@ describe('signing keys', () => {
     const { generateKeyPairSync } = await import('node:crypto');
     const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     expect((await refusal(loadSigningKey(file(p384)))).message).toContain('ECDSA P-256 or Ed25519');
+  });
+});
+
+describe('verifyKeptBundle (verify-only, check-health): the payload is hashed as the bundle streams', () => {
+  async function keptBundle(kind: 'ecdsa' | 'ed25519', payloadOnDisk?: Buffer) {
+    const { verifyKeptBundle } = await import('../../lib/release/trust.ts');
+    const paths = writeKeyPair(dir, `kept-${kind}-${n++}`, makeKeyPair(kind));
+    const payload = Buffer.from(`the payload signed with ${kind}\n`);
+    const payloadDigest = sha256Hex(payload);
+    const signed = await signBlob(file(payload), await loadSigningKey(paths.key));
+    const bundlePath = writeTarGz(join(dir, `kept-${n++}.tar.gz`), [
+      { name: 'payload.tar.gz', body: payloadOnDisk ?? payload, mode: 0o644 },
+      { name: 'payload.sha256', body: `${payloadDigest}  payload.tar.gz\n`, mode: 0o644 },
+      { name: 'payload.sigstore.json', body: JSON.stringify(signed.bundle), mode: 0o644 },
+    ]);
+    const record = { signer: { kind: 'key' }, payloadSha256: payloadDigest, bundleSha256: '' } as unknown as InstallRecord;
+    return () => verifyKeptBundle(bundlePath, record, policy({ repo: undefined, key: paths.pub }));
+  }
+
+  for (const kind of ['ecdsa', 'ed25519'] as const) {
+    test(`${kind}: a good kept bundle verifies (ECDSA on the streamed digest, Ed25519 from the payload unpacked whole)`, async () => {
+      const verifyIt = await keptBundle(kind);
+      const read = await import('../../lib/bundle/read.ts');
+      const spy = spyOn(read, 'unpackBundle');
+      try {
+        await verifyIt();
+        // hashPayloadOnly writes no payload file (test/unit/bundle-read.test.ts); only Ed25519 needs the bytes.
+        const modes = spy.mock.calls.map((call) => call[2]?.hashPayloadOnly === true);
+        expect(modes).toEqual(kind === 'ecdsa' ? [true] : [true, false]);
+      } finally {
+        spy.mockRestore();
+      }
+    });
+
+    test(`${kind}: a payload changed inside the kept bundle is refused`, async () => {
+      const e = await refusal((await keptBundle(kind, Buffer.from(`the payload signed with ${kind}?\n`)))());
+      expect(e.code).toBe('VERIFY');
+      expect(e.message).toContain('payload.tar.gz does not match payload.sha256');
+    });
+  }
+
+  test('ed25519: a kept bundle whose signature is over other bytes is refused on the fallback path too', async () => {
+    const { verifyKeptBundle } = await import('../../lib/release/trust.ts');
+    const paths = writeKeyPair(dir, `kept-swap-${n++}`, makeKeyPair('ed25519'));
+    const payload = Buffer.from('the real payload\n');
+    const payloadDigest = sha256Hex(payload);
+    const signed = await signBlob(file('other bytes\n'), await loadSigningKey(paths.key));
+    const swapped = structuredClone(signed.bundle) as { messageSignature: { messageDigest: { digest: string } } };
+    swapped.messageSignature.messageDigest.digest = Buffer.from(payloadDigest, 'hex').toString('base64');
+    const bundlePath = writeTarGz(join(dir, `kept-${n++}.tar.gz`), [
+      { name: 'payload.tar.gz', body: payload, mode: 0o644 },
+      { name: 'payload.sha256', body: `${payloadDigest}  payload.tar.gz\n`, mode: 0o644 },
+      { name: 'payload.sigstore.json', body: JSON.stringify(swapped), mode: 0o644 },
+    ]);
+    const record = { signer: { kind: 'key' }, payloadSha256: payloadDigest, bundleSha256: '' } as unknown as InstallRecord;
+    const e = await refusal(verifyKeptBundle(bundlePath, record, policy({ repo: undefined, key: paths.pub })));
+    expect(e.message).toContain('does not verify with any pinned key');
   });
 });
