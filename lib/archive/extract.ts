@@ -21,13 +21,13 @@
  * fsync is left to the caller (install fsyncs once, after checking SHA256SUMS);
  * the result lists every file, folder and link it needs for that.
  */
-import { closeSync, constants, fchmodSync, mkdirSync, openSync, symlinkSync, writeSync, chmodSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, mkdirSync, openSync, symlinkSync, chmodSync } from 'node:fs';
 import { chmod, readdir, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ContainaiError, describeCause, isContainaiError } from '../errors.ts';
 import { checkLinkTarget, entryComponents, type ExtractLimits, HOSTILE_HINT, linkEscapes, PAYLOAD_LIMITS, quote } from './policy.ts';
-import { HashPool } from './hash-pool.ts';
+import { HashPool, startStreamHash, writeFully } from './hash-pool.ts';
 import { archiveError, type EntrySink, readTarGz, type TarHeader } from './tar.ts';
 
 export { type ExtractLimits, PAYLOAD_LIMITS } from './policy.ts';
@@ -268,23 +268,18 @@ class Extraction {
     const fd = openSync(abs, WRITE_FLAGS, exact ? mode : 0o600);
     this.openFd = fd;
     const record: ExtractedFile = { path: rel, size: header.size, mode, sha256: '' };
-    const pool = this.pool;
-    const id = pool?.begin() ?? -1;
-    const hasher = pool ? undefined : new Bun.CryptoHasher('sha256');
+    const hash = startStreamHash(this.pool);
     return {
       write(chunk) {
-        if (pool) pool.update(id, chunk);
-        else hasher?.update(chunk);
-        let off = 0;
-        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+        hash.update(chunk);
+        writeFully(fd, chunk);
       },
       end: () => {
         if (!exact) fchmodSync(fd, mode);
         this.openFd = undefined;
         closeSync(fd);
         this.bytes += header.size;
-        if (pool) pool.end(id, (hex) => (record.sha256 = hex));
-        else record.sha256 = hasher?.digest('hex') ?? '';
+        hash.end((hex) => (record.sha256 = hex));
         this.files.push(record);
       },
     };

@@ -11,6 +11,7 @@
  * The worker's code is inline (a Blob URL) so `bun build --compile` needs no
  * extra entry point for it.
  */
+import { writeSync } from 'node:fs';
 
 const WORKER_SOURCE = `
 const hashers = new Map();
@@ -142,4 +143,26 @@ export class HashPool {
     }
     if (this.failure) throw this.failure;
   }
+}
+
+/** One stream's SHA-256: on a pool worker when there is a pool, else in this thread. */
+export interface StreamHash {
+  update(chunk: Uint8Array): void;
+  /** Calls back with the hex digest (later, when a worker computes it). */
+  end(onDigest: (hex: string) => void): void;
+}
+
+export function startStreamHash(pool: HashPool | undefined): StreamHash {
+  if (pool) {
+    const id = pool.begin();
+    return { update: (chunk) => pool.update(id, chunk), end: (onDigest) => pool.end(id, onDigest) };
+  }
+  const hasher = new Bun.CryptoHasher('sha256');
+  return { update: (chunk) => void hasher.update(chunk), end: (onDigest) => onDigest(hasher.digest('hex')) };
+}
+
+/** writeSync until the whole chunk is written (a short write is not an error). */
+export function writeFully(fd: number, chunk: Uint8Array): void {
+  let off = 0;
+  while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
 }

@@ -456,9 +456,10 @@ export async function readTarGz(archivePath: string, visitor: TarVisitor, option
   // which gzip itself accepts).
   input.on('error', (err) => gunzip.destroy(err));
   input.pipe(gunzip);
-  const step = (run: () => void) => {
+  /** Runs one chunk's work and waits for the back-pressure it asks for; its errors are the parser's. */
+  const step = async (run: () => Promise<void> | undefined) => {
     try {
-      run();
+      await run();
     } catch (err) {
       parserError = err;
       throw err;
@@ -466,40 +467,25 @@ export async function readTarGz(archivePath: string, visitor: TarVisitor, option
   };
   try {
     for await (const chunk of gunzip as AsyncIterable<Buffer>) {
-      let pending: Promise<void> | undefined;
-      step(() => {
+      await step(() => {
         parser.feed(chunk);
-        pending = options.afterChunk?.();
+        return options.afterChunk?.();
       });
-      if (pending) {
-        try {
-          await pending;
-        } catch (err) {
-          parserError = err;
-          throw err;
-        }
-      }
     }
-    step(() => parser.finish());
+    await step(() => {
+      parser.finish();
+      return undefined;
+    });
     if (tee && !input.readableEnded) {
       // gunzip may end before the file does (padding after the gzip member): the rest still goes to
       // the tee, read with the same backpressure, so a copy is the whole file.
       input.unpipe(gunzip);
       input.off('data', onRaw);
       for await (const chunk of input as AsyncIterable<Buffer>) {
-        let pending: Promise<void> | undefined;
-        step(() => {
+        await step(() => {
           tee(chunk);
-          pending = options.afterChunk?.();
+          return options.afterChunk?.();
         });
-        if (pending) {
-          try {
-            await pending;
-          } catch (err) {
-            parserError = err;
-            throw err;
-          }
-        }
       }
     }
   } catch (err) {

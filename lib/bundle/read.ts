@@ -5,9 +5,9 @@
  * never repaired. payload.tar.gz is hashed while it is written, so checking
  * payload.sha256 does not read it a second time.
  */
-import { closeSync, constants, fchmodSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, mkdirSync, openSync } from 'node:fs';
 import { readFile, rm, stat } from 'node:fs/promises';
-import { HashPool } from '../archive/hash-pool.ts';
+import { HashPool, startStreamHash, writeFully } from '../archive/hash-pool.ts';
 import { join } from 'node:path';
 import { PAYLOAD_LIMITS } from '../archive/policy.ts';
 import { quote } from '../archive/policy.ts';
@@ -100,18 +100,11 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
         throw archiveError(`${label}: member ${q} declares ${header.size} bytes (limit ${MEMBER_LIMITS[name]})`, BUNDLE_HINT);
       }
       seen.add(name);
-      const id = pool?.begin() ?? -1;
-      const hasher = pool ? undefined : new Bun.CryptoHasher('sha256');
+      const hash = startStreamHash(pool);
       if (options.hashPayloadOnly && name === PAYLOAD_ARCHIVE) {
         return {
-          write(chunk) {
-            if (pool) pool.update(id, chunk);
-            else hasher?.update(chunk);
-          },
-          end() {
-            if (pool) pool.end(id, (hex) => (sha256[name] = hex));
-            else sha256[name] = hasher?.digest('hex');
-          },
+          write: (chunk) => hash.update(chunk),
+          end: () => hash.end((hex) => (sha256[name] = hex)),
         };
       }
       const path = join(dest, name);
@@ -120,17 +113,14 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
       members[name] = path;
       return {
         write(chunk) {
-          if (pool) pool.update(id, chunk);
-          else hasher?.update(chunk);
-          let off = 0;
-          while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+          hash.update(chunk);
+          writeFully(fd, chunk);
         },
         end() {
           fchmodSync(fd, header.mode & 0o755);
           openFd = undefined;
           closeSync(fd);
-          if (pool) pool.end(id, (hex) => (sha256[name] = hex));
-          else sha256[name] = hasher?.digest('hex');
+          hash.end((hex) => (sha256[name] = hex));
         },
       };
     },
@@ -147,23 +137,19 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
       copyFd = fd;
       copyCreated = true;
       const path = options.keepCopy;
-      const id = hashing?.begin() ?? -1;
-      const hasher = hashing ? undefined : new Bun.CryptoHasher('sha256');
+      const hash = startStreamHash(hashing);
       let bytes = 0;
       tee = (chunk) => {
         bytes += chunk.length;
         // gzip never makes data larger by much: a bundle bigger than what it may unpack to is not one.
         if (bytes > BUNDLE_STREAM_LIMIT) throw archiveError(`${label}: larger than ${BUNDLE_STREAM_LIMIT} bytes (the limit for one bundle)`, BUNDLE_HINT);
-        let off = 0;
-        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
-        if (hashing) hashing.update(id, chunk);
-        else hasher?.update(chunk);
+        writeFully(fd, chunk);
+        hash.update(chunk);
       };
       finishCopy = () => {
         copyFd = undefined;
         closeSync(fd);
-        if (hashing) hashing.end(id, (hex) => (copy = { path, sha256: hex, bytes }));
-        else copy = { path, sha256: hasher?.digest('hex') as string, bytes };
+        hash.end((hex) => (copy = { path, sha256: hex, bytes }));
       };
     }
     await readTarGz(bundlePath, visitor, {
