@@ -6,6 +6,7 @@ import type { ArgsDef } from 'citty';
 import { dirname, join, resolve } from 'node:path';
 import type { ExtraMember } from '../lib/payload/release.ts';
 import type { PayloadSources } from '../lib/payload/stage.ts';
+import { DEFAULT_TRUST_DIR } from '../lib/trust/policy.ts';
 
 export const jsonArgs = {
   json: { type: 'boolean', description: 'print one JSON document on stdout (human text stays on stderr)' },
@@ -71,7 +72,7 @@ export const policyArgs = {
 
 /** Where a host's operator pins keys (*.pub) and trusted roots (*.json); root-owned, read on every verification. */
 export const trustDirArgs = {
-  'trust-dir': { type: 'string', description: 'folder of pinned keys (*.pub) and trusted roots (*.json)', default: '/etc/containai/trust', valueHint: 'DIR' },
+  'trust-dir': { type: 'string', description: 'folder of pinned keys (*.pub) and trusted roots (*.json)', default: DEFAULT_TRUST_DIR, valueHint: 'DIR' },
 } as const satisfies ArgsDef;
 
 /** citty gives a repeated string flag as an array and a single one as a string. */

@@ -46,13 +46,3 @@ export function printJson(doc: unknown): void {
 export function jsonWasPrinted(): boolean {
   return printedJson;
 }
-
-/** Plain result text on stdout, for commands whose result is the text itself. */
-export function printText(text: string): void {
-  process.stdout.write(redact(text) + (text.endsWith('\n') ? '' : '\n'));
-}
-
-/** Colour only for a person at a terminal, and never under NO_COLOR. */
-export function useColor(): boolean {
-  return !process.env.NO_COLOR && process.stderr.isTTY === true;
-}

@@ -91,26 +91,6 @@ export async function buildImage(
   return { name: image.name, reference, id };
 }
 
-/**
- * Builds images in the order given (parents first, as the image set orders
- * them), each tagged by `referenceOf` and built FROM its parent's reference.
- */
-export async function buildImages(
-  engine: Docker,
-  images: ImageSpec[],
-  referenceOf: (name: string) => string,
-  output: BuildOutput,
-  onBuilt: (built: BuiltImage) => void = () => {},
-): Promise<BuiltImage[]> {
-  const built: BuiltImage[] = [];
-  for (const image of images) {
-    const result = await buildImage(engine, image, referenceOf(image.name), image.from ? referenceOf(image.from) : undefined, output);
-    built.push(result);
-    onBuilt(result);
-  }
-  return built;
-}
-
 /** The dev namespace of profile.sample.env: what `images build` tags. */
 export function devReference(name: string): string {
   return `containai-dev-${name}:devlocal`;
