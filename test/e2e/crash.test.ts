@@ -1,8 +1,9 @@
 /**
  * kill -9 at random moments: an install killed anywhere leaves current on a
  * complete, verified release, and the next install succeeds (cleaning what the
- * killed one staged). The kill delays come from a seeded PRNG so a failure can
- * be replayed: CRASH_SEED=<n>.
+ * killed one staged). The loop runs until 50 kills have interrupted an install.
+ * The kill delays come from a seeded PRNG, as fractions of how long an install
+ * takes on this machine, so a failure can be replayed: CRASH_SEED=<n>.
  */
 import { afterAll, expect, test } from 'bun:test';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +13,7 @@ import { baseEnv, binaryPath, removeDir, tempDir } from '../helpers/cli.ts';
 import { expectIntact, makeTestBundle } from '../helpers/release-server.ts';
 
 const RUNS = 50;
+const MAX_RUNS = 200;
 const SEED = Number(process.env.CRASH_SEED ?? 20261127);
 const work = tempDir('cai-crash-');
 afterAll(() => removeDir(work));
@@ -49,34 +51,49 @@ function currentVersion(): string {
 }
 
 test(`${RUNS} installs killed with SIGKILL at random moments leave current complete and verified`, async () => {
-  const first = spawnInstall('v1.0.0');
-  const started = performance.now();
-  expect(await first.exited).toBe(0);
-  const duration = performance.now() - started;
+  // Kill moments are spread over how long an install takes now: the median of the uninterrupted
+  // installs so far, so a machine that speeds up or slows down mid-test still gets kills mid-install.
+  const durations: number[] = [await timedInstall('v1.0.0')];
   const random = prng(SEED);
   let killedMidway = 0;
-  for (let run = 0; run < RUNS; run++) {
+  let run = 0;
+  // At least RUNS kills that interrupted an install; a kill that lands after the install ended
+  // does not count, and MAX_RUNS bounds the loop so a machine where no kill lands still fails.
+  for (; killedMidway < RUNS && run < MAX_RUNS; run++) {
     const version = VERSIONS[run % 2] as string;
     const victim = spawnInstall(version);
-    const delay = random() * duration * 1.2;
-    const timer = setTimeout(() => process.kill(victim.pid, 'SIGKILL'), delay);
+    const delay = random() * median(durations);
+    // Subprocess.kill, not process.kill(pid): a no-op once the child has exited, never another process.
+    const timer = setTimeout(() => victim.kill('SIGKILL'), delay);
     const code = await victim.exited;
     clearTimeout(timer);
     if (victim.signalCode === 'SIGKILL') killedMidway++;
-    else expect(code, `run ${run} (seed ${SEED})`).toBe(0);
+    else expect(code, `run ${run} (seed ${SEED}) ended without the kill: ${await new Response(victim.stderr).text()}`).toBe(0);
     // Whatever moment it died at, current is a complete release that matches its SHA256SUMS.
     const live = currentVersion();
     expect(VERSIONS).toContain(live);
     expectLiveIntact(live);
     // And the next install succeeds, cleaning up what the killed one staged.
-    const next = spawnInstall(VERSIONS[(run + 1) % 2] as string);
-    const stderr = await new Response(next.stderr).text();
-    expect(await next.exited, `next install after run ${run} (seed ${SEED}, delay ${delay.toFixed(0)} ms): ${stderr}`).toBe(0);
-    expectIntact(root, VERSIONS[(run + 1) % 2] as string);
+    const nextVersion = VERSIONS[(run + 1) % 2] as string;
+    durations.push(await timedInstall(nextVersion, `after run ${run} (seed ${SEED}, delay ${delay.toFixed(0)} ms)`));
+    expectIntact(root, nextVersion);
   }
-  // The kills must actually have interrupted installs, not only hit finished ones.
-  expect(killedMidway).toBeGreaterThan(RUNS / 2);
-}, 240_000);
+  expect(killedMidway, `only ${killedMidway} of ${run} kills interrupted an install (seed ${SEED})`).toBe(RUNS);
+}, 300_000);
+
+/** Runs one install to the end and returns how long it took; it must succeed. */
+async function timedInstall(version: string, context = 'first install'): Promise<number> {
+  const started = performance.now();
+  const child = spawnInstall(version);
+  const stderr = await new Response(child.stderr).text();
+  expect(await child.exited, `${context}: ${stderr}`).toBe(0);
+  return performance.now() - started;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+}
 
 /** Like expectIntact, but leftovers of the killed run are allowed until the next run cleans them. */
 function expectLiveIntact(version: string): void {
