@@ -15,6 +15,7 @@ import { archiveError, type EntrySink, readTarGz, type TarHeader } from '../arch
 import { sha256File, parseSingleSum } from '../digest.ts';
 import { ContainaiError, describeCause, isContainaiError } from '../errors.ts';
 import { BUNDLE_MEMBERS, type BundleMember, isBundleMember, PAYLOAD_ARCHIVE, PAYLOAD_SHA256, REQUIRED_MEMBERS } from './layout.ts';
+import { type PayloadSums, PayloadSumsReader } from './payload-sums.ts';
 
 export interface UnpackedBundle {
   dir: string;
@@ -26,6 +27,8 @@ export interface UnpackedBundle {
   sha256?: Partial<Record<BundleMember, string>>;
   /** The copy asked for with keepCopy: the bundle's bytes exactly as they were read, and their SHA-256. */
   copy?: { path: string; sha256: string; bytes: number };
+  /** payload/SHA256SUMS as the payload's bytes passed (UnpackOptions.readPayloadSums). */
+  payloadSums?: PayloadSums;
 }
 
 export interface UnpackOptions {
@@ -42,6 +45,11 @@ export interface UnpackOptions {
    * computed from the bundle's bytes in this pass; sha256.payload.tar.gz holds it and members has no path.
    */
   hashPayloadOnly?: boolean;
+  /**
+   * Also read payload/SHA256SUMS out of payload.tar.gz in the same pass (lib/bundle/payload-sums.ts):
+   * verifying an installed release compares it with the release's own, from the bytes that were hashed.
+   */
+  readPayloadSums?: boolean;
 }
 
 const KiB = 1024;
@@ -83,6 +91,7 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
   let copyFd: number | undefined;
   let copyCreated = false;
   let copy: UnpackedBundle['copy'];
+  let payloadSums: PayloadSums | undefined;
 
   const visitor = {
     entry(header: TarHeader): EntrySink | undefined {
@@ -101,10 +110,17 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
       }
       seen.add(name);
       const hash = startStreamHash(pool);
+      const sumsReader = options.readPayloadSums && name === PAYLOAD_ARCHIVE ? new PayloadSumsReader() : undefined;
       if (options.hashPayloadOnly && name === PAYLOAD_ARCHIVE) {
         return {
-          write: (chunk) => hash.update(chunk),
-          end: () => hash.end((hex) => (sha256[name] = hex)),
+          write(chunk) {
+            hash.update(chunk);
+            sumsReader?.write(chunk);
+          },
+          end() {
+            hash.end((hex) => (sha256[name] = hex));
+            if (sumsReader) payloadSums = sumsReader.end();
+          },
         };
       }
       const path = join(dest, name);
@@ -114,6 +130,7 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
       return {
         write(chunk) {
           hash.update(chunk);
+          sumsReader?.write(chunk);
           writeFully(fd, chunk);
         },
         end() {
@@ -121,6 +138,7 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
           openFd = undefined;
           closeSync(fd);
           hash.end((hex) => (sha256[name] = hex));
+          if (sumsReader) payloadSums = sumsReader.end();
         },
       };
     },
@@ -162,7 +180,7 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
     await hashing?.finish();
     const missing = REQUIRED_MEMBERS.filter((m) => !seen.has(m));
     if (missing.length > 0) throw archiveError(`${label}: the bundle lacks ${missing.join(' and ')}`, BUNDLE_HINT);
-    return { dir: dest, members, sha256, copy, ...(options.hashPayloadOnly ? { payloadNotWritten: true as const } : {}) };
+    return { dir: dest, members, sha256, copy, payloadSums, ...(options.hashPayloadOnly ? { payloadNotWritten: true as const } : {}) };
   } catch (err) {
     for (const fd of [openFd, copyFd]) {
       if (fd === undefined) continue;
@@ -201,4 +219,40 @@ export async function checkPayloadHash(bundle: UnpackedBundle): Promise<string> 
     });
   }
   return actual;
+}
+
+/** Thrown inside the reader to stop it once payload/SHA256SUMS is read: nothing after it is needed. */
+class SumsRead extends Error {}
+
+/**
+ * payload/SHA256SUMS of a bundle, reading the bundle only until the payload's
+ * first blocks have given it up (for an unsigned release, whose kept bundle is
+ * only compared with install.json's digest: nothing else needs its bytes).
+ */
+export async function readPayloadSums(bundlePath: string): Promise<PayloadSums> {
+  const label = bundlePath.split('/').pop() || bundlePath;
+  let outcome: PayloadSums | undefined;
+  try {
+    await readTarGz(bundlePath, {
+      entry(header) {
+        if (header.path !== PAYLOAD_ARCHIVE || header.kind !== 'file' || outcome) return undefined;
+        const reader = new PayloadSumsReader();
+        return {
+          write(chunk) {
+            reader.write(chunk);
+            if (reader.done) {
+              outcome = reader.end();
+              throw new SumsRead();
+            }
+          },
+          end() {
+            outcome = reader.end();
+          },
+        };
+      },
+    }, { maxStreamBytes: BUNDLE_STREAM_LIMIT, label });
+  } catch (err) {
+    if (!(err instanceof SumsRead)) return { problem: isContainaiError(err) ? err.message : describeCause(err) };
+  }
+  return outcome ?? { problem: `${label} has no ${PAYLOAD_ARCHIVE}` };
 }

@@ -11,8 +11,9 @@
  *   version too, every file matches SHA256SUMS and no file is unlisted
  *   (SHA256SUMS, install.json and the kept bundle are the only extras), and
  *   the kept bundle is there and verifies again (payload.sha256, the payload
- *   install.json names, the signature under the policy; an UNSIGNED release
- *   passes only when the policy allows unsigned).
+ *   install.json names, the signature under the policy, and SHA256SUMS is
+ *   byte for byte the one inside that payload; an UNSIGNED release passes
+ *   only when the policy allows unsigned).
  * Neither changes anything on disk.
  */
 import { lstat, readdir, readFile, stat } from 'node:fs/promises';
@@ -141,9 +142,17 @@ export async function verifyInstalledRelease(installRoot: string, options: Verif
   if (record.version !== versionOfDir(state.dirName)) {
     return fail([`releases/${state.dirName}/${INSTALL_RECORD} names version ${record.version}`], release);
   }
+  // SHA256SUMS is read once, as bytes: the files are checked against these lines, and these bytes against
+  // the SHA256SUMS inside the kept bundle's signed payload (lib/bundle/payload-sums.ts).
+  const sumsPath = join(state.dir, SUMS_FILE);
+  const sumsIdentity = await fileIdentity(sumsPath);
+  const sumsInfo = await lstat(sumsPath).catch(() => undefined);
+  if (!sumsInfo?.isFile()) return fail([`releases/${state.dirName}/${SUMS_FILE}: ${sumsInfo ? 'not a regular file' : 'missing'}`], release);
+  let sumsBytes: Uint8Array;
   let sums;
   try {
-    sums = parseSums(await readFile(join(state.dir, SUMS_FILE), 'utf8'));
+    sumsBytes = await readFile(sumsPath);
+    sums = parseSums(new TextDecoder().decode(sumsBytes));
   } catch (err) {
     return fail([isContainaiError(err) ? err.message : `${SUMS_FILE}: missing or unreadable`], release);
   }
@@ -154,7 +163,8 @@ export async function verifyInstalledRelease(installRoot: string, options: Verif
   // The identity is taken before the bundle is read: a bundle changed while it is verified differs next time.
   const bundleIdentity = await fileIdentity(bundlePath);
   const bundleIsFile = (await stat(bundlePath).catch(() => undefined))?.isFile() === true;
-  const bundleUnchanged = stamp !== undefined && bundleIdentity !== undefined && stamp.bundle === bundleIdentity;
+  // SHA256SUMS unchanged since the full verification that compared it with the payload's, and the bundle too.
+  const bundleUnchanged = stamp !== undefined && bundleIdentity !== undefined && stamp.bundle === bundleIdentity && sumsIdentity !== undefined && stamp.sums === sumsIdentity;
   const checkBundle = bundleIsFile && options.checkSignature !== false && !bundleUnchanged;
   // An unsigned release's kept bundle is only compared with the digest install.json recorded: it is hashed
   // with the tree, on its workers, largest first, instead of alone on one core afterwards. A signed one is
@@ -169,19 +179,20 @@ export async function verifyInstalledRelease(installRoot: string, options: Verif
   if (!bundleIsFile) problems.push(`releases/${state.dirName}/${bundleName}: the kept bundle is missing`);
   if (problems.length === 0 && checkBundle) {
     try {
-      await verifyKeptBundle(bundlePath, record, options.policy, { bundleSha256: check.extraDigests.get(bundlePath) });
+      await verifyKeptBundle(bundlePath, record, options.policy, { treeSums: sumsBytes, bundleSha256: check.extraDigests.get(bundlePath) });
     } catch (err) {
       problems.push(`kept bundle ${bundleName}: ${isContainaiError(err) ? err.message : String(err)}`);
     }
   }
   const ok = problems.length === 0;
-  if (ok && options.stamp && bundleIdentity && options.checkSignature !== false) {
+  if (ok && options.stamp && bundleIdentity && sumsIdentity && options.checkSignature !== false) {
     await writeStamp(layout, {
       release: state.dirName,
       policyKey: stampKey,
       // A stamp renewed from an older one keeps its time: only a full verification restarts the clock.
       verifiedAt: stamp ? stamp.verifiedAt : new Date().toISOString(),
       bundle: bundleIdentity,
+      sums: sumsIdentity,
       files: Object.fromEntries(check.identities),
     });
   }

@@ -35,6 +35,8 @@ const stampSchema = z.object({
   policyKey: z.string(),
   verifiedAt: z.string(),
   bundle: z.string(),
+  /** SHA256SUMS as it was when compared with the payload's: changed, the bundle is read again. */
+  sums: z.string(),
   files: z.record(z.string(), z.string()),
 });
 export type VerificationStamp = z.infer<typeof stampSchema>;

@@ -5,7 +5,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkPayloadHash, unpackBundle } from '../bundle/read.ts';
+import { sumsMismatch } from '../bundle/payload-sums.ts';
+import { checkPayloadHash, readPayloadSums, unpackBundle } from '../bundle/read.ts';
 import { sha256File } from '../digest.ts';
 import { ContainaiError } from '../errors.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
@@ -34,9 +35,12 @@ export async function verifyBundleSigner(bundle: UnpackedBundle, policy: Release
 
 /**
  * Verifies a kept bundle again: payload.sha256, then the signature under the
- * policy, and that it is the payload install.json names. The caller has already
- * checked the bundle file's own sha256. An unsigned release passes only under
- * --allow-unsigned, and needs no unpacking.
+ * policy, that it is the payload install.json names, and that the release's
+ * SHA256SUMS (treeSums, the bytes the caller checked the files against) is
+ * the one inside that payload: without this last check, a file changed on
+ * disk together with its line in SHA256SUMS would pass. An unsigned release
+ * passes only under --allow-unsigned; its bundle is compared with the digest
+ * install.json recorded and read only as far as the payload's SHA256SUMS.
  *
  * The payload is hashed as the bundle streams past and not written anywhere:
  * an attestation or an ECDSA key signature is checked against that digest.
@@ -48,9 +52,17 @@ export async function verifyKeptBundle(
   bundlePath: string,
   record: InstallRecord,
   policy: ReleasePolicy,
-  /** The bundle file's SHA-256 as this run computed it from the bytes on disk (the tree check hashes it beside the tree). */
-  options: { bundleSha256?: string } = {},
+  options: {
+    /** The release's SHA256SUMS as the tree was checked against it. */
+    treeSums: Uint8Array;
+    /** The bundle file's SHA-256 as this run computed it from the bytes on disk (the tree check hashes it beside the tree). */
+    bundleSha256?: string;
+  },
 ): Promise<void> {
+  const assertSums = (payloadSums: Parameters<typeof sumsMismatch>[0]) => {
+    const problem = sumsMismatch(payloadSums, options.treeSums);
+    if (problem) throw new ContainaiError('VERIFY', problem, { hint: 'reinstall the release with --force (the live tree is replaced atomically)' });
+  };
   if (record.signer === 'UNSIGNED') {
     if (!policy.allowUnsigned) {
       throw new ContainaiError('VERIFY', 'the release was installed UNSIGNED', {
@@ -61,6 +73,7 @@ export async function verifyKeptBundle(
     if ((options.bundleSha256 ?? (await sha256File(bundlePath))) !== record.bundleSha256) {
       throw new ContainaiError('VERIFY', 'it is not the bundle recorded in install.json (sha256 differs)');
     }
+    assertSums(await readPayloadSums(bundlePath));
     return;
   }
   const work = await mkdtemp(join(tmpdir(), 'containai-verify-'));
@@ -70,13 +83,14 @@ export async function verifyKeptBundle(
       throw new ContainaiError('VERIFY', 'its payload is not the one recorded in install.json');
     }
     await verifyBundleSigner(bundle, { ...policy, allowUnsigned: false });
+    assertSums(bundle.payloadSums);
   };
   try {
     try {
-      await check(await unpackBundle(bundlePath, join(work, 'streamed'), { hashPayloadOnly: true }));
+      await check(await unpackBundle(bundlePath, join(work, 'streamed'), { hashPayloadOnly: true, readPayloadSums: true }));
     } catch (err) {
       if (!(err instanceof PayloadBytesNeeded)) throw err;
-      await check(await unpackBundle(bundlePath, join(work, 'bundle')));
+      await check(await unpackBundle(bundlePath, join(work, 'bundle'), { readPayloadSums: true }));
     }
   } finally {
     await rm(work, { recursive: true, force: true });

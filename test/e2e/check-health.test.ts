@@ -3,7 +3,7 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { appendFileSync, copyFileSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectNoStack, host, removeDir, tempDir } from '../helpers/cli.ts';
-import { handInstall, otherBundle } from '../helpers/installed-release.ts';
+import { handInstall, otherBundle, tamperWithSums } from '../helpers/installed-release.ts';
 import { requireService, startDockerd, startPodman } from '../helpers/services.ts';
 
 const dirs: string[] = [];
@@ -160,6 +160,15 @@ describe('release', () => {
     const third = await releaseCheck(root);
     expect(third.code).toBe(1);
     expect(third.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining('host/README.md: content does not match SHA256SUMS') });
+  });
+
+  test('a file changed with its line in SHA256SUMS fails, even after a stamped check', async () => {
+    const root = installedRoot();
+    expect((await releaseCheck(root)).check('release').status).toBe('warn'); // intact UNSIGNED dev; stamps it
+    tamperWithSums(join(root, 'releases', 'v1.0.0'), 'host/README.md', 'tampered\n');
+    const r = await releaseCheck(root);
+    expect(r.code).toBe(1);
+    expect(r.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining("the release's SHA256SUMS is not the one in its kept bundle's payload") });
   });
 
   test('--full hashes every file again', async () => {

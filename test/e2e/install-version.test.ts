@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, expectNoStack, host, removeDir, tempDir } from '../helpers/cli.ts';
-import { handInstall } from '../helpers/installed-release.ts';
+import { handInstall, tamperWithSums } from '../helpers/installed-release.ts';
 import { makeRelease, type Release } from '../helpers/release.ts';
 import { expectIntact, makeTestBundle, startReleaseServer, type ReleaseServer } from '../helpers/release-server.ts';
 import { makeKeyPair, writeKeyPair } from '../helpers/signing.ts';
@@ -132,6 +132,22 @@ describe('the payload names its version', () => {
     expectRefusedUnchanged(root, r, floorBefore);
     expect(r.stderr).toContain(message);
   });
+});
+
+describe('verify-only ties SHA256SUMS to the signed payload', () => {
+  test('a file changed together with its line in SHA256SUMS is found, and nothing changes', async () => {
+    const root = await rootWithSignedV1();
+    const dir = join(root, 'releases', 'v1.0.0');
+    const listed = readFileSync(join(dir, 'SHA256SUMS'), 'utf8').split('\n').map((line) => line.slice(66));
+    const target = listed.find((path) => path.startsWith('host/')) as string;
+    tamperWithSums(dir, target, 'echo evil\n');
+    const r = await host(['install', '--verify-only', '--install-root', root, ...SIGNED_POLICY()]);
+    expect(r.code).toBe(1);
+    expectNoStack(r.stderr);
+    expect(r.stderr).toContain("the release's SHA256SUMS is not the one in its kept bundle's payload");
+    expect(readlinkSync(join(root, 'current'))).toBe('releases/v1.0.0');
+    expect(readFileSync(join(dir, target), 'utf8')).toBe('echo evil\n');
+  }, 60_000);
 });
 
 describe('verify-only checks release.json against install.json', () => {

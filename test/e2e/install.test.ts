@@ -17,6 +17,7 @@ import {
 } from '../helpers/archives.ts';
 import { expectNoStack, host, removeDir, tempDir } from '../helpers/cli.ts';
 import { expectIntact, makeTestBundle } from '../helpers/release-server.ts';
+import { tamperWithSums } from '../helpers/installed-release.ts';
 import { acquireLock } from '../../lib/release/lock.ts';
 import { installLayout } from '../../lib/release/layout.ts';
 
@@ -243,6 +244,20 @@ describe('verify-only', () => {
     expect(tampered.stderr).toContain('host/profile.env: content does not match');
     expect(readlinkSync(join(root, 'current'))).toBe('releases/v1.0.0');
     expect(events(root).at(-1)).toMatchObject({ action: 'verify', outcome: 'refused', version: 'v1.0.0' });
+  });
+
+  test('a file changed together with its line in SHA256SUMS is found against the kept bundle, and nothing changes', async () => {
+    const root = await freshRoot();
+    const dir = join(root, 'releases', 'v1.0.0');
+    tamperWithSums(dir, 'host/profile.env', 'IMAGE_PREFIX=evil\n');
+    const sumsBefore = readFileSync(join(dir, 'SHA256SUMS'));
+    const r = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
+    expect(r.code).toBe(1);
+    expectNoStack(r.stderr);
+    expect(r.stderr).toContain("the release's SHA256SUMS is not the one in its kept bundle's payload");
+    expect(readFileSync(join(dir, 'SHA256SUMS'))).toEqual(sumsBefore);
+    expect(readFileSync(join(dir, 'host', 'profile.env'), 'utf8')).toBe('IMAGE_PREFIX=evil\n');
+    expect(readlinkSync(join(root, 'current'))).toBe('releases/v1.0.0');
   });
 
   test('a current link that leaves releases/ is reported, not followed', async () => {

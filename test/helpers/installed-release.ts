@@ -95,3 +95,18 @@ export function otherBundle(root: string, version: string): string {
   writeFileSync(join(work, 'payload', 'SHA256SUMS'), formatSums(listed));
   return makeBundle(work, work, version).bundle;
 }
+
+/**
+ * Changes a file of an installed release and rewrites its line in the
+ * release's SHA256SUMS to match: the tampering a check of the tree against its
+ * own SHA256SUMS cannot see.
+ */
+export function tamperWithSums(releaseDir: string, rel: string, text: string): void {
+  writeFileSync(join(releaseDir, rel), text);
+  const sumsPath = join(releaseDir, 'SHA256SUMS');
+  const lines = readFileSync(sumsPath, 'utf8').split('\n');
+  const at = lines.findIndex((line) => line.endsWith(`  ${rel}`));
+  if (at < 0) throw new Error(`${rel} is not listed in ${sumsPath}`);
+  lines[at] = `${sha256Bytes(Buffer.from(text))}  ${rel}`;
+  writeFileSync(sumsPath, lines.join('\n'));
+}

@@ -11,7 +11,7 @@ import { loadSigningKey } from '../../lib/trust/keys.ts';
 import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
 import { signBlob } from '../../lib/trust/sign.ts';
 import { verifyArtifact, verifyBundleMembers, type Verdict } from '../../lib/trust/verify.ts';
-import { writeTarGz } from '../helpers/archives.ts';
+import { buildTarGz, writeTarGz } from '../helpers/archives.ts';
 import { cosignEncryptedPem, keyDsseBundle, makeKeyPair, makeTestCA, sha256Hex, statement, writeKeyPair } from '../helpers/signing.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cai-trust-'));
@@ -367,10 +367,18 @@ describe('signing keys', () => {
 });
 
 describe('verifyKeptBundle (verify-only, check-health): the payload is hashed as the bundle streams', () => {
-  async function keptBundle(kind: 'ecdsa' | 'ed25519', payloadOnDisk?: Buffer) {
+  const SUMS = `${'0'.repeat(64)}  host/run.sh\n`;
+  /** A payload as containai-build makes them: SHA256SUMS in its first blocks. */
+  const payloadWith = (text: string) => buildTarGz([
+    { name: 'payload/', type: 'dir', mode: 0o755 },
+    { name: 'payload/SHA256SUMS', body: SUMS, mode: 0o644 },
+    { name: 'payload/host/run.sh', body: text, mode: 0o755 },
+  ]);
+
+  async function keptBundle(kind: 'ecdsa' | 'ed25519', payloadOnDisk?: Buffer, treeSums = SUMS) {
     const { verifyKeptBundle } = await import('../../lib/release/trust.ts');
     const paths = writeKeyPair(dir, `kept-${kind}-${n++}`, makeKeyPair(kind));
-    const payload = Buffer.from(`the payload signed with ${kind}\n`);
+    const payload = payloadWith(`the payload signed with ${kind}\n`);
     const payloadDigest = sha256Hex(payload);
     const signed = await signBlob(file(payload), await loadSigningKey(paths.key));
     const bundlePath = writeTarGz(join(dir, `kept-${n++}.tar.gz`), [
@@ -379,7 +387,7 @@ describe('verifyKeptBundle (verify-only, check-health): the payload is hashed as
       { name: 'payload.sigstore.json', body: JSON.stringify(signed.bundle), mode: 0o644 },
     ]);
     const record = { signer: { kind: 'key' }, payloadSha256: payloadDigest, bundleSha256: '' } as unknown as InstallRecord;
-    return () => verifyKeptBundle(bundlePath, record, policy({ repo: undefined, key: paths.pub }));
+    return () => verifyKeptBundle(bundlePath, record, policy({ repo: undefined, key: paths.pub }), { treeSums: Buffer.from(treeSums) });
   }
 
   for (const kind of ['ecdsa', 'ed25519'] as const) {
@@ -398,9 +406,15 @@ describe('verifyKeptBundle (verify-only, check-health): the payload is hashed as
     });
 
     test(`${kind}: a payload changed inside the kept bundle is refused`, async () => {
-      const e = await refusal((await keptBundle(kind, Buffer.from(`the payload signed with ${kind}?\n`)))());
+      const e = await refusal((await keptBundle(kind, payloadWith(`the payload signed with ${kind}?\n`)))());
       expect(e.code).toBe('VERIFY');
       expect(e.message).toContain('payload.tar.gz does not match payload.sha256');
+    });
+
+    test(`${kind}: a release SHA256SUMS that differs from the signed payload's is refused`, async () => {
+      const e = await refusal((await keptBundle(kind, undefined, SUMS.replace('0', '1')))());
+      expect(e.code).toBe('VERIFY');
+      expect(e.message).toContain("the release's SHA256SUMS is not the one in its kept bundle's payload");
     });
   }
 
@@ -418,7 +432,7 @@ describe('verifyKeptBundle (verify-only, check-health): the payload is hashed as
       { name: 'payload.sigstore.json', body: JSON.stringify(swapped), mode: 0o644 },
     ]);
     const record = { signer: { kind: 'key' }, payloadSha256: payloadDigest, bundleSha256: '' } as unknown as InstallRecord;
-    const e = await refusal(verifyKeptBundle(bundlePath, record, policy({ repo: undefined, key: paths.pub })));
+    const e = await refusal(verifyKeptBundle(bundlePath, record, policy({ repo: undefined, key: paths.pub }), { treeSums: Buffer.from('') }));
     expect(e.message).toContain('does not verify with any pinned key');
   });
 });
