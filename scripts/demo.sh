@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 export NO_COLOR=1
+# check-health's verification stamp stays in the demo's folder, not /var/lib/containai.
+export CONTAINAI_STATE_DIR="$PWD/.demo/state"
 
 version="v0.0.0-demo"
 demo="$PWD/.demo"

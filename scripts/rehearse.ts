@@ -470,7 +470,8 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
 
     await step('host 3', `containai-host check-health (DOCKER_HOST=${c.engine.dockerHost}; not --offline: the registry check asks the rehearsal registry)`, async () => {
       const r = await exec([join(DIST, 'containai-host'), 'check-health', '--install-root', root, '--trust-dir', c.trustDir, '--json'], {
-        env: { DOCKER_HOST: c.engine.dockerHost },
+        // The verification stamp stays in the rehearsal's folder, not /var/lib/containai.
+        env: { DOCKER_HOST: c.engine.dockerHost, CONTAINAI_STATE_DIR: join(c.work, 'state') },
       });
       const doc = parseJson<{ ok: boolean; checks: Array<{ id: string; status: string; message: string }> }>(r, 'check-health --json');
       report.health = { exitCode: r.code, checks: doc.checks.map(({ id, status, message }) => ({ id, status, message })) };

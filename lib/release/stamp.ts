@@ -11,18 +11,23 @@
  * replacement changes ctime, which no user-space call can set back. A stamp
  * older than its maximum age, for another release, or made under another
  * trust policy (flags, pinned key and root contents) is ignored, and a full
- * verification runs. The stamp lives in state/, written by root only, like
- * the releases it describes.
+ * verification runs.
+ *
+ * The stamp lives outside the install root, in /var/lib/containai (the
+ * timer's StateDirectory; CONTAINAI_STATE_DIR moves it), one file per install
+ * root: whoever can write the release could otherwise write a stamp that
+ * vouches for their change, and the daily full check would never come.
  */
 import { lstat, mkdir, readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { sha256Bytes } from '../digest.ts';
 import { writeFileAtomic } from '../fs/atomic.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
 import type { InstallLayout } from './layout.ts';
 
-const STAMP_FILE = 'verified.json';
+/** Where stamps live unless CONTAINAI_STATE_DIR says otherwise: root's, outside every install root. */
+export const DEFAULT_STAMP_DIR = '/var/lib/containai';
 
 /** dev:ino:size:mtimeNs:ctimeNs of a file, not following links; undefined when it cannot be read. */
 export async function fileIdentity(path: string): Promise<string | undefined> {
@@ -34,6 +39,8 @@ const stampSchema = z.object({
   release: z.string(),
   policyKey: z.string(),
   verifiedAt: z.string(),
+  /** The install root the stamp describes (the file name is derived from it too). */
+  root: z.string(),
   bundle: z.string(),
   /** SHA256SUMS as it was when compared with the payload's: changed, the bundle is read again. */
   sums: z.string(),
@@ -41,13 +48,18 @@ const stampSchema = z.object({
 });
 export type VerificationStamp = z.infer<typeof stampSchema>;
 
-function stampPath(layout: InstallLayout): string {
-  return join(layout.state, STAMP_FILE);
+/** The stamp file for an install root; undefined (no stamp: always a full verification) when CONTAINAI_STATE_DIR is not an absolute path. */
+function stampPath(layout: InstallLayout): string | undefined {
+  const dir = process.env.CONTAINAI_STATE_DIR || DEFAULT_STAMP_DIR;
+  if (!isAbsolute(dir)) return undefined;
+  return join(dir, `verified-${sha256Bytes(resolve(layout.root)).slice(0, 16)}.json`);
 }
 
 /** The stamp for this release and policy when it is young enough to trust; otherwise undefined. */
 export async function readStamp(layout: InstallLayout, release: string, policyKey: string, maxAgeMs: number): Promise<VerificationStamp | undefined> {
-  const text = await readFile(stampPath(layout), 'utf8').catch(() => undefined);
+  const path = stampPath(layout);
+  if (path === undefined) return undefined;
+  const text = await readFile(path, 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   let parsed;
   try {
@@ -58,14 +70,16 @@ export async function readStamp(layout: InstallLayout, release: string, policyKe
   if (!parsed.success) return undefined;
   const stamp = parsed.data;
   const age = Date.now() - Date.parse(stamp.verifiedAt);
-  if (stamp.release !== release || stamp.policyKey !== policyKey || !(age >= 0 && age < maxAgeMs)) return undefined;
+  if (stamp.root !== resolve(layout.root) || stamp.release !== release || stamp.policyKey !== policyKey || !(age >= 0 && age < maxAgeMs)) return undefined;
   return stamp;
 }
 
 /** Best effort: a host whose state/ cannot be written still verifies, only more slowly. */
-export async function writeStamp(layout: InstallLayout, stamp: VerificationStamp): Promise<void> {
-  await mkdir(layout.state, { recursive: true, mode: 0o755 })
-    .then(() => writeFileAtomic(stampPath(layout), JSON.stringify(stamp) + '\n', 0o600))
+export async function writeStamp(layout: InstallLayout, stamp: Omit<VerificationStamp, 'root'>): Promise<void> {
+  const path = stampPath(layout);
+  if (path === undefined) return;
+  await mkdir(join(path, '..'), { recursive: true, mode: 0o700 })
+    .then(() => writeFileAtomic(path, JSON.stringify({ ...stamp, root: resolve(layout.root) }) + '\n', 0o600))
     .catch(() => undefined);
 }
 

@@ -1,8 +1,8 @@
 /** containai-host check-health as an operator runs it: real dockerd and podman, a hand-installed release, the compiled binary. */
 import { afterAll, describe, expect, test } from 'bun:test';
-import { appendFileSync, copyFileSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expectNoStack, host, removeDir, tempDir } from '../helpers/cli.ts';
+import { expectNoStack, host, removeDir, tempDir, TEST_STATE_DIR } from '../helpers/cli.ts';
 import { handInstall, otherBundle, tamperWithSums } from '../helpers/installed-release.ts';
 import { requireService, startDockerd, startPodman } from '../helpers/services.ts';
 
@@ -169,6 +169,16 @@ describe('release', () => {
     const r = await releaseCheck(root);
     expect(r.code).toBe(1);
     expect(r.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining("the release's SHA256SUMS is not the one in its kept bundle's payload") });
+  });
+
+  test('the stamp lives outside the install root, one per root, so whoever writes the release cannot write it', async () => {
+    const root = installedRoot();
+    await releaseCheck(root);
+    expect(existsSync(join(root, 'state', 'verified.json'))).toBe(false);
+    const stamps = readdirSync(TEST_STATE_DIR).filter((name) => /^verified-[0-9a-f]{16}\.json$/.test(name));
+    const mine = stamps.map((name) => JSON.parse(readFileSync(join(TEST_STATE_DIR, name), 'utf8'))).filter((stamp) => stamp.root === root);
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({ release: 'v1.0.0', root });
   });
 
   test('--full hashes every file again', async () => {

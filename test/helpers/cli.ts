@@ -33,8 +33,14 @@ export function binaryPath(name: BinaryName): string {
 }
 
 /** A minimal environment: no secrets or DOCKER_HOST leak in from the developer's shell. */
+/**
+ * Verification stamps (lib/release/stamp.ts) go to /var/lib/containai unless told otherwise: the
+ * binaries under test keep theirs in a folder of this test run, removed at the end (preload.ts).
+ */
+export const TEST_STATE_DIR = join(tmpdir(), `cai-state-${process.pid}`);
+
 export function baseEnv(): Record<string, string> {
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', TMPDIR: tmpdir() };
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', TMPDIR: tmpdir(), CONTAINAI_STATE_DIR: TEST_STATE_DIR };
 }
 
 export async function run(name: BinaryName, args: string[], options: RunOptions = {}): Promise<RunResult> {
