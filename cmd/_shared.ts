@@ -70,6 +70,18 @@ export const policyArgs = {
   'allow-unsigned': { type: 'boolean', description: 'DEVELOPMENT ONLY: accept a bundle with no signature or attestation' },
 } as const satisfies ArgsDef;
 
+/**
+ * Whether the command line names a policy (a signer, a key or root, or a rule), rather than leaving it to
+ * the signer install.json recorded. `except` leaves out flags that do not choose one on their own.
+ */
+export function policyChoiceGiven(rawArgs: string[], except: string[] = []): boolean {
+  const names = Object.keys(policyArgs).flatMap((k) => (policyArgs[k as keyof typeof policyArgs].type === 'boolean' ? [k, `no-${k}`] : [k]));
+  return rawArgs.some((a) => {
+    const name = a.startsWith('--') ? a.slice(2).split('=')[0] ?? '' : '';
+    return names.includes(name) && !except.includes(name);
+  });
+}
+
 /** Where a host's operator pins keys (*.pub) and trusted roots (*.json); root-owned, read on every verification. */
 export const trustDirArgs = {
   'trust-dir': { type: 'string', description: 'folder of pinned keys (*.pub) and trusted roots (*.json)', default: DEFAULT_TRUST_DIR, valueHint: 'DIR' },

@@ -489,7 +489,8 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
     report.links.afterInstallV2 = readLinks(root);
 
     await step('host 5', 'containai-host rollback', async () => {
-      await ch(['rollback', '--install-root', root, '--allow-nonroot']);
+      // The policy install took: rollback verifies previous's kept bundle again before it goes live.
+      await ch(['rollback', '--install-root', root, '--allow-nonroot', ...hostPolicy]);
       const links = readLinks(root);
       report.links.afterRollback = links;
       check(links.current === `releases/${VERSIONS[0]}` && links.previous === `releases/${VERSIONS[1]}`, `current -> ${links.current}, previous -> ${links.previous}`);

@@ -1,8 +1,10 @@
 import { defineCommand } from 'citty';
 import { log, printJson } from '../../lib/cli/output.ts';
+import { checkHealthPolicyArgs, timerBinary } from '../../lib/systemd/binary.ts';
 import { installHealthTimer, uninstallHealthTimer, type SystemdResult } from '../../lib/systemd/install.ts';
 import { assertUnitSafePath, DEFAULT_INTERVAL, DEFAULT_UNIT_DIR, parseInterval } from '../../lib/systemd/units.ts';
-import { installRootArgs, jsonArgs } from '../_shared.ts';
+import { policyFromArgs } from '../../lib/trust/policy.ts';
+import { installRootArgs, jsonArgs, policyArgs, trustDirArgs } from '../_shared.ts';
 
 const unitDirArgs = {
   'unit-dir': { type: 'string', description: 'where the unit files go', default: DEFAULT_UNIT_DIR, valueHint: 'DIR' },
@@ -15,17 +17,27 @@ function tell(result: SystemdResult, json: boolean, action: 'wrote' | 'removed')
 }
 
 const install = defineCommand({
-  meta: { name: 'install', description: 'Write containai-health.service and .timer (check-health --json every --interval), then enable the timer.' },
+  meta: {
+    name: 'install',
+    description:
+      'Write containai-health.service and .timer (check-health --json every --interval, under the policy flags given here), then enable the timer. The service runs this binary (or --binary), which must live outside the install root.',
+  },
   args: {
     interval: { type: 'string', description: 'how often to run, a systemd time span', default: DEFAULT_INTERVAL, valueHint: 'SPAN' },
+    binary: { type: 'string', description: 'the containai-host the timer runs, outside the install root (default: this one, by its real path)', valueHint: 'FILE' },
     ...unitDirArgs,
     ...installRootArgs,
+    ...policyArgs,
+    ...trustDirArgs,
     ...jsonArgs,
   },
   async run({ args }) {
+    const installRoot = assertUnitSafePath(args['install-root'], '--install-root');
     const units = {
       interval: parseInterval(args.interval),
-      installRoot: assertUnitSafePath(args['install-root'], '--install-root'),
+      installRoot,
+      binary: timerBinary(args.binary, installRoot),
+      policyArgs: checkHealthPolicyArgs(policyFromArgs(args), installRoot),
     };
     const result = await installHealthTimer(units, { unitDir: args['unit-dir'] });
     tell(result, args.json === true, 'wrote');

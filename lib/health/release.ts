@@ -9,16 +9,33 @@
  * checks against the pinned keys of the trust dir). That record is the host's
  * own, written after verifying under the operator's policy at install time,
  * never taken from the bundle, so a timer with no flags still proves that the
- * kept bundle is the one the same signer signed.
+ * kept bundle is the one the same signer signed. But install.json lies under
+ * the install root, which is all an attacker may be able to write: the timer
+ * that `systemd install` writes therefore passes the policy flags, and a
+ * record that says UNSIGNED is believed only on a host whose trust dir pins
+ * nothing (an operator who pinned a key or a root expects signed releases).
  */
+import { ContainaiError } from '../errors.ts';
 import type { InstallRecord } from '../release/record.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
+import { trustDirFiles } from '../trust/roots.ts';
 import type { HealthCheck, HealthContext } from './types.ts';
 
-/** The policy to verify the kept bundle under when no policy flag was given. */
+/**
+ * The policy to verify the kept bundle under when no policy flag was given.
+ * Throws (VERIFY) for an UNSIGNED record on a host whose trust dir pins keys or roots.
+ */
 export function policyFromRecord(record: InstallRecord, defaults: TrustPolicy): TrustPolicy {
   const { signer } = record;
-  if (signer === 'UNSIGNED') return { ...defaults, allowUnsigned: true };
+  if (signer === 'UNSIGNED') {
+    const pinned = [...trustDirFiles(defaults.trustDir, '.pub'), ...trustDirFiles(defaults.trustDir, '.json')];
+    if (pinned.length > 0) {
+      throw new ContainaiError('VERIFY', `install.json says ${record.version} was installed UNSIGNED, but the trust dir ${defaults.trustDir} pins ${pinned.length} key${pinned.length === 1 ? '' : 's'} or root${pinned.length === 1 ? '' : 's'}: install.json alone cannot make an unsigned release acceptable here`, {
+        hint: 'install a signed release, or pass the policy flags (--allow-unsigned, development only) to accept it',
+      });
+    }
+    return { ...defaults, allowUnsigned: true };
+  }
   if (signer.kind === 'key') return { ...defaults, allowUnsigned: false };
   if (signer.workflow) return { ...defaults, signerWorkflow: signer.workflow, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
   return { ...defaults, repo: signer.sourceRepository ?? record.repo, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
@@ -61,7 +78,13 @@ export const releaseCheck: HealthCheck = {
     }
     const record = current.record;
     const defaults = { ...DEFAULT_RECORD_POLICY, trustDir: ctx.trustDir };
-    const policy = ctx.policy ?? (record ? policyFromRecord(record, defaults) : defaults);
+    let policy: TrustPolicy;
+    try {
+      policy = ctx.policy ?? (record ? policyFromRecord(record, defaults) : defaults);
+    } catch (err) {
+      if (!(err instanceof ContainaiError)) throw err;
+      return { status: 'fail', message: `${current.version}: ${err.message}`, fix: err.hint ?? 'pass the policy flags', details: { version: current.version, dir: current.dirName } };
+    }
     // The stamp spares unchanged files a re-hash between full verifications (at least daily, or --full).
     const verification = await verifyInstalledRelease(ctx.installRoot, { policy, stamp: { maxAgeMs: ctx.fullVerify ? 0 : FULL_VERIFY_EVERY_MS } });
     const problems = [...new Set([...state.problems, ...verification.problems])];

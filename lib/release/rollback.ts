@@ -1,17 +1,25 @@
 /**
  * rollback: previous becomes current and current becomes previous. The
- * release going live is checked first (its files against SHA256SUMS, its kept
- * bundle against install.json): a rollback must not put a tampered tree live.
+ * release going live is verified first, as fully as install --verify-only does
+ * (its files against SHA256SUMS, that SHA256SUMS against the one inside the
+ * kept bundle's payload, and the kept bundle's signature under the trust
+ * policy): a rollback must not put a tampered tree live, and an attacker who
+ * can write under the install root can rewrite SHA256SUMS but not re-sign.
+ * Without policy flags the policy is the one previous's install.json records
+ * (as check-health does), except that an UNSIGNED previous needs
+ * --allow-unsigned, as install does.
  * With no usable previous it refuses and changes nothing. The swap itself is
  * one atomic exchange where Linux allows it (lib/fs/exchange.ts).
  */
 import { ContainaiError, describeCause } from '../errors.ts';
+import { DEFAULT_RECORD_POLICY, policyFromRecord } from '../health/release.ts';
 import { pointLink, readReleaseLink, removeLink, swapCurrentAndPrevious } from './activate.ts';
 import { removeLeftovers } from './cleanup.ts';
 import { appendEvent } from './events.ts';
 import { verifyInstalledRelease } from './installed.ts';
 import { CURRENT_LINK, installLayout, PREVIOUS_LINK, versionOfDir } from './layout.ts';
 import { acquireLock } from './lock.ts';
+import { readInstallRecord } from './record.ts';
 import type { ReleasePolicy } from './trust.ts';
 
 export interface RollbackResult {
@@ -19,7 +27,30 @@ export interface RollbackResult {
   previous?: string;
 }
 
-export async function rollbackRelease(installRoot: string, options: { lockWaitMs: number; policy: ReleasePolicy }): Promise<RollbackResult> {
+export interface RollbackOptions {
+  lockWaitMs: number;
+  /** The policy from the flags; without one, the signer previous's install.json records. */
+  policy?: ReleasePolicy;
+  /** Where pinned keys and roots live, for the recorded signer's policy. */
+  trustDir?: string;
+  /** --allow-unsigned: with no policy flags, whether an UNSIGNED previous may go live. */
+  allowUnsigned?: boolean;
+}
+
+/** The policy previous must verify under: the flags', or its recorded signer's. */
+async function previousPolicy(dir: string, options: RollbackOptions): Promise<ReleasePolicy | string> {
+  if (options.policy) return options.policy;
+  const record = await readInstallRecord(dir);
+  if (typeof record === 'string') return record;
+  try {
+    const policy = policyFromRecord(record, { ...DEFAULT_RECORD_POLICY, trustDir: options.trustDir });
+    return { ...policy, allowUnsigned: policy.allowUnsigned && options.allowUnsigned === true };
+  } catch (err) {
+    return err instanceof ContainaiError ? err.message : describeCause(err);
+  }
+}
+
+export async function rollbackRelease(installRoot: string, options: RollbackOptions): Promise<RollbackResult> {
   const layout = installLayout(installRoot);
   const lock = await acquireLock(layout, 'containai-host rollback', options.lockWaitMs);
   try {
@@ -31,11 +62,16 @@ export async function rollbackRelease(installRoot: string, options: { lockWaitMs
       await appendEvent(layout, { action: 'rollback', outcome: 'refused', reason });
       throw new ContainaiError('STATE', `cannot roll back: ${reason}`, { hint: 'install the release you want with install --version (nothing was changed)' });
     }
-    const check = await verifyInstalledRelease(installRoot, { link: PREVIOUS_LINK, policy: options.policy, checkSignature: false });
+    const policy = await previousPolicy(previous.dir, options);
+    const check = typeof policy === 'string'
+      ? { ok: false, problems: [policy] }
+      : await verifyInstalledRelease(installRoot, { link: PREVIOUS_LINK, policy });
     if (!check.ok) {
       const reason = `the previous release does not verify: ${check.problems.slice(0, 3).join('; ')}`;
       await appendEvent(layout, { action: 'rollback', version: versionOfDir(previous.dirName), outcome: 'refused', reason });
-      throw new ContainaiError('VERIFY', `cannot roll back: ${reason}`, { hint: 'install a good release with install --version (nothing was changed)' });
+      throw new ContainaiError('VERIFY', `cannot roll back: ${reason}`, {
+        hint: 'install a good release with install --version, or pass the policy flags install took (--allow-unsigned for an unsigned one; nothing was changed)',
+      });
     }
     let swap: 'exchange' | 'renames';
     if (current.kind === 'release') {

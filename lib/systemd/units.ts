@@ -73,9 +73,13 @@ export function assertUnitSafePath(path: string, flag: string): string {
 export interface UnitOptions {
   installRoot: string;
   interval: string;
+  /** The containai-host to run, outside the install root (lib/systemd/binary.ts). */
+  binary: string;
+  /** check-health's policy flags, already safe to write into a unit line. */
+  policyArgs: string[];
 }
 
-export function serviceUnit({ installRoot }: UnitOptions): string {
+export function serviceUnit({ installRoot, binary, policyArgs }: UnitOptions): string {
   return `# Written by containai-host systemd install. Runs the health report once; the timer repeats it.
 [Unit]
 Description=ContainAI host health check
@@ -84,7 +88,9 @@ After=network-online.target docker.service
 
 [Service]
 Type=oneshot
-ExecStart=${installRoot}/current/tools/containai-host check-health --json --install-root ${installRoot}
+# The binary lives outside the install root and the policy is spelled out: whoever can write under the
+# root must not choose what runs here as root, nor which signer its check trusts.
+ExecStart=${[binary, 'check-health', '--json', '--install-root', installRoot, ...policyArgs].join(' ')}
 # Hardening. The report reads the system, talks to the Docker socket and needs no privilege beyond that.
 NoNewPrivileges=yes
 ProtectSystem=strict

@@ -271,14 +271,17 @@ describe('verify-only', () => {
 });
 
 describe('rollback and prune', () => {
+  const rollback = (root: string, ...extra: string[]) => host(['rollback', '--install-root', root, '--allow-nonroot', ...extra]);
+  const links = (root: string) => ({ current: readlinkSync(join(root, 'current')), previous: readlinkSync(join(root, 'previous')) });
+
   test('rollback swaps current and previous; without previous it refuses and changes nothing', async () => {
     const root = await freshRoot();
-    const none = await host(['rollback', '--install-root', root, '--allow-nonroot']);
+    const none = await rollback(root, '--allow-unsigned');
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('no previous release');
     expectIntact(root, 'v1.0.0');
     expect((await install(root, 'v1.1.0')).code).toBe(0);
-    const r = await host(['rollback', '--install-root', root, '--allow-nonroot', '--json']);
+    const r = await rollback(root, '--allow-unsigned', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ current: 'v1.0.0', previous: 'v1.1.0' });
     expectIntact(root, 'v1.0.0');
@@ -286,16 +289,62 @@ describe('rollback and prune', () => {
     expect(events(root).at(-1)).toMatchObject({ action: 'rollback', version: 'v1.0.0', outcome: 'ok' });
     // A tampered previous is not put live.
     writeFileSync(join(root, 'previous', 'README.md'), 'tampered');
-    const refused = await host(['rollback', '--install-root', root, '--allow-nonroot']);
+    const refused = await rollback(root, '--allow-unsigned');
     expect(refused.code).toBe(1);
     expectIntact(root, 'v1.0.0');
+  });
+
+  test('a previous whose file and SHA256SUMS line were both changed is refused: SHA256SUMS must be the kept payload\'s', async () => {
+    const root = await freshRoot();
+    expect((await install(root, 'v1.1.0')).code).toBe(0);
+    tamperWithSums(join(root, 'releases', 'v1.0.0'), 'README.md', 'tampered, and SHA256SUMS rewritten to match');
+    const before = links(root);
+    const r = await rollback(root, '--allow-unsigned');
+    expect(r.code).toBe(1);
+    expectNoStack(r.stderr);
+    expect(r.stderr).toContain('cannot roll back: the previous release does not verify');
+    expect(r.stderr).toContain('SHA256SUMS');
+    expect(links(root)).toEqual(before);
+    expectIntact(root, 'v1.1.0');
+    expect(events(root).at(-1)).toMatchObject({ action: 'rollback', version: 'v1.0.0', outcome: 'refused' });
+  });
+
+  test('an UNSIGNED previous needs --allow-unsigned, as install does', async () => {
+    const root = await freshRoot();
+    expect((await install(root, 'v1.1.0')).code).toBe(0);
+    const before = links(root);
+    const r = await rollback(root);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('UNSIGNED');
+    expect(r.stderr).toContain('--allow-unsigned');
+    expect(links(root)).toEqual(before);
+    expect(events(root).at(-1)).toMatchObject({ action: 'rollback', version: 'v1.0.0', outcome: 'refused' });
+    // Policy flags without --allow-unsigned refuse it too.
+    const named = await rollback(root, '--repo', 'acme/widgets');
+    expect(named.code).toBe(1);
+    expect(links(root)).toEqual(before);
+    expect((await rollback(root, '--allow-unsigned')).code).toBe(0);
+    expectIntact(root, 'v1.0.0');
+  });
+
+  test('with no policy flags, an UNSIGNED install.json is not believed when the trust dir pins a key', async () => {
+    const root = await freshRoot();
+    expect((await install(root, 'v1.1.0')).code).toBe(0);
+    const trustDir = join(scratch(), 'trust');
+    mkdirSync(trustDir);
+    writeFileSync(join(trustDir, 'release.pub'), '-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n');
+    const before = links(root);
+    const r = await rollback(root, '--allow-unsigned', '--trust-dir', trustDir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('pins');
+    expect(links(root)).toEqual(before);
   });
 
   test('prune keeps the newest N and never current or previous', async () => {
     const root = await freshRoot('v1.0.0');
     for (const v of ['v1.1.0', 'v1.2.0', 'v2.0.0']) expect((await install(root, v)).code).toBe(0);
     // current v1.2.0 (after rollback), previous v2.0.0
-    expect((await host(['rollback', '--install-root', root, '--allow-nonroot'])).code).toBe(0);
+    expect((await rollback(root, '--allow-unsigned')).code).toBe(0);
     const r = await host(['prune', '--keep', '0', '--install-root', root, '--allow-nonroot', '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).removed.sort()).toEqual(['v1.0.0', 'v1.1.0']);

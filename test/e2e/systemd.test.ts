@@ -1,8 +1,8 @@
 /** containai-host systemd install|uninstall: units that systemd-analyze accepts, atomic files, commands printed when systemd is not PID 1. */
 import { afterAll, describe, expect, test } from 'bun:test';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expectNoStack, host, removeDir, tempDir } from '../helpers/cli.ts';
+import { baseEnv, DIST, expectNoStack, host, removeDir, tempDir } from '../helpers/cli.ts';
 import { handInstall } from '../helpers/installed-release.ts';
 import { requireService } from '../helpers/services.ts';
 
@@ -14,12 +14,17 @@ function dir(prefix: string): string {
   return d;
 }
 
-/** An install root whose current/tools/containai-host exists (a stand-in script), so ExecStart names a real executable. */
+/** An install root holding a release (with a stand-in current/tools/containai-host the timer must not run). */
 function rootWithBinary(): string {
   const root = dir('cai-sd-root-');
   handInstall(root);
   return root;
 }
+
+/** The binary under test, by real path: what ExecStart must name by default. */
+const HOST = realpathSync(join(DIST, 'containai-host'));
+/** A dev host's policy; the hand-installed releases are UNSIGNED. */
+const DEV = ['--allow-unsigned'];
 
 async function analyze(unitDir: string, unit: string) {
   const proc = Bun.spawn([requireService('systemd-analyze', 'systemd'), 'verify', join(unitDir, unit)], {
@@ -35,7 +40,7 @@ describe('systemd install', () => {
   test('writes a hardened oneshot service and a timer that systemd-analyze verify accepts', async () => {
     const root = rootWithBinary();
     const unitDir = dir('cai-units-');
-    const r = await host(['systemd', 'install', '--unit-dir', unitDir, '--install-root', root, '--interval', '5min', '--json']);
+    const r = await host(['systemd', 'install', '--unit-dir', unitDir, '--install-root', root, '--interval', '5min', '--json', ...DEV]);
     expectNoStack(r.stderr);
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout);
@@ -45,9 +50,13 @@ describe('systemd install', () => {
     const service = readFileSync(join(unitDir, 'containai-health.service'), 'utf8');
     const timer = readFileSync(join(unitDir, 'containai-health.timer'), 'utf8');
     expect(service).toContain('Type=oneshot');
-    expect(service).toContain(`ExecStart=${root}/current/tools/containai-host check-health --json --install-root ${root}`);
+    expect(service).toContain(`ExecStart=${HOST} check-health --json --install-root ${root} --public-good --allow-unsigned --trust-dir /etc/containai/trust\n`);
     for (const line of ['NoNewPrivileges=yes', 'ProtectSystem=strict', `ReadWritePaths=-${root}`, 'PrivateTmp=yes', 'ProtectHome=yes']) expect(service).toContain(line);
     for (const line of ['OnBootSec=', 'OnUnitActiveSec=5min', 'RandomizedDelaySec=', 'Persistent=true', 'WantedBy=timers.target']) expect(timer).toContain(line);
+    // The line runs: check-health takes the flags written (an UNSIGNED dev release only warns under --allow-unsigned).
+    const execArgs = (service.match(/^ExecStart=(.*)$/m)?.[1] ?? '').split(' ');
+    const ran = await host([...execArgs.slice(1), '--offline']);
+    expect(JSON.parse(ran.stdout).checks.find((c: { id: string }) => c.id === 'release')).toMatchObject({ status: 'warn' });
     // Nothing half-written is left beside the units.
     expect(readdirSync(unitDir).sort()).toEqual(['containai-health.service', 'containai-health.timer']);
     for (const unit of ['containai-health.service', 'containai-health.timer']) {
@@ -59,14 +68,14 @@ describe('systemd install', () => {
 
   test.each(['90', '1h 30min', '2m30s', '1d'])('accepts --interval %s', async (interval) => {
     const unitDir = dir('cai-units-');
-    const r = await host(['systemd', 'install', '--unit-dir', unitDir, '--install-root', rootWithBinary(), '--interval', interval]);
+    const r = await host(['systemd', 'install', '--unit-dir', unitDir, '--install-root', rootWithBinary(), '--interval', interval, ...DEV]);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(unitDir, 'containai-health.timer'), 'utf8')).toContain(`OnUnitActiveSec=${interval}`);
   });
 
   test.each(['soon', '5 parsecs', '0', '10s', '1y 1d', ''])('refuses --interval "%s" and writes nothing', async (interval) => {
     const unitDir = join(dir('cai-units-'), 'units');
-    const r = await host(['systemd', 'install', '--unit-dir', unitDir, '--interval', interval]);
+    const r = await host(['systemd', 'install', '--unit-dir', unitDir, '--interval', interval, ...DEV]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('--interval');
     expectNoStack(r.stderr);
@@ -74,9 +83,71 @@ describe('systemd install', () => {
   });
 
   test('refuses an install root a unit line cannot hold', async () => {
-    const r = await host(['systemd', 'install', '--unit-dir', dir('cai-units-'), '--install-root', '/opt/contain ai']);
+    const r = await host(['systemd', 'install', '--unit-dir', dir('cai-units-'), '--install-root', '/opt/contain ai', ...DEV]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('cannot be written into a systemd unit');
+  });
+
+  test('ExecStart runs --binary and spells out the policy flags, so check-health never reads trust from install.json', async () => {
+    const root = rootWithBinary();
+    const unitDir = dir('cai-units-');
+    const outside = join(dir('cai-bin-'), 'containai-host');
+    copyFileSync(HOST, outside);
+    const keyDir = dir('cai-keys-');
+    writeFileSync(join(keyDir, 'release.pub'), 'stand-in: written into the unit, not read');
+    const trustDir = dir('cai-trust-');
+    const r = await host([
+      'systemd', 'install', '--unit-dir', unitDir, '--install-root', root, '--binary', outside,
+      '--signer-workflow', 'acme/app/.github/workflows/release.yml@refs/heads/main', '--key', join(keyDir, 'release.pub'), '--no-public-good', '--trust-dir', trustDir,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const service = readFileSync(join(unitDir, 'containai-health.service'), 'utf8');
+    expect(service).toContain(
+      `ExecStart=${realpathSync(outside)} check-health --json --install-root ${root} --signer-workflow acme/app/.github/workflows/release.yml@refs/heads/main --key ${keyDir}/release.pub --no-public-good --trust-dir ${trustDir}\n`,
+    );
+    const verified = await analyze(unitDir, 'containai-health.service');
+    expect(verified.code, verified.text).toBe(0);
+  });
+
+  test('refuses to name a binary inside the install root, run from there or given by --binary (even through a symlink)', async () => {
+    const root = rootWithBinary();
+    const unitDir = join(dir('cai-units-'), 'units');
+    const inside = join(root, 'current', 'tools', 'containai-host');
+    copyFileSync(HOST, inside);
+    // The release's own copy, run from inside the root: its real path is releases/<v>/tools/containai-host.
+    const proc = Bun.spawn([inside, 'systemd', 'install', '--unit-dir', unitDir, '--install-root', root, ...DEV], { stdout: 'pipe', stderr: 'pipe', env: baseEnv() });
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    const fromInside = { code, stderr };
+    const link = join(dir('cai-bin-'), 'containai-host');
+    symlinkSync(inside, link);
+    for (const r of [
+      fromInside,
+      await host(['systemd', 'install', '--unit-dir', unitDir, '--install-root', root, '--binary', inside, ...DEV]),
+      await host(['systemd', 'install', '--unit-dir', unitDir, '--install-root', root, '--binary', link, ...DEV]),
+    ]) {
+      expect(r.code, r.stderr).toBe(1);
+      expectNoStack(r.stderr);
+      expect(r.stderr).toContain('inside the install root');
+      expect(r.stderr).toContain('copy containai-host to /usr/local/bin and run systemd install from there, or pass --binary');
+    }
+    expect(existsSync(unitDir)).toBe(false);
+  });
+
+  test('refuses without a policy, and a key or trust dir inside the install root', async () => {
+    const root = rootWithBinary();
+    const unitDir = join(dir('cai-units-'), 'units');
+    const none = await host(['systemd', 'install', '--unit-dir', unitDir, '--install-root', root, '--trust-dir', dir('cai-trust-')]);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain('the timer needs a trust policy');
+    writeFileSync(join(root, 'release.pub'), 'stand-in');
+    const key = await host(['systemd', 'install', '--unit-dir', unitDir, '--install-root', root, '--key', join(root, 'release.pub')]);
+    expect(key.code).toBe(1);
+    expect(key.stderr).toContain('--key');
+    expect(key.stderr).toContain('inside the install root');
+    const trust = await host(['systemd', 'install', '--unit-dir', unitDir, '--install-root', root, '--trust-dir', join(root, 'state'), ...DEV]);
+    expect(trust.code).toBe(1);
+    expect(trust.stderr).toContain('inside the install root');
+    expect(existsSync(unitDir)).toBe(false);
   });
 });
 
@@ -84,7 +155,7 @@ describe('systemd uninstall', () => {
   test('removes both units and prints what to run', async () => {
     const unitDir = dir('cai-units-');
     mkdirSync(unitDir, { recursive: true });
-    expect((await host(['systemd', 'install', '--unit-dir', unitDir, '--install-root', rootWithBinary()])).code).toBe(0);
+    expect((await host(['systemd', 'install', '--unit-dir', unitDir, '--install-root', rootWithBinary(), ...DEV])).code).toBe(0);
     const r = await host(['systemd', 'uninstall', '--unit-dir', unitDir]);
     expect(r.code).toBe(0);
     expect(readdirSync(unitDir)).toEqual([]);
