@@ -95,6 +95,9 @@ ExecStart=${[binary, 'check-health', '--json', '--install-root', installRoot, ..
 NoNewPrivileges=yes
 ProtectSystem=strict
 ReadWritePaths=-${installRoot}
+# The verification stamp (lib/release/stamp.ts) lives here, outside the install root.
+StateDirectory=containai
+StateDirectoryMode=0700
 PrivateTmp=yes
 ProtectHome=yes
 PrivateDevices=yes

@@ -51,7 +51,7 @@ describe('systemd install', () => {
     const timer = readFileSync(join(unitDir, 'containai-health.timer'), 'utf8');
     expect(service).toContain('Type=oneshot');
     expect(service).toContain(`ExecStart=${HOST} check-health --json --install-root ${root} --public-good --allow-unsigned --trust-dir /etc/containai/trust\n`);
-    for (const line of ['NoNewPrivileges=yes', 'ProtectSystem=strict', `ReadWritePaths=-${root}`, 'PrivateTmp=yes', 'ProtectHome=yes']) expect(service).toContain(line);
+    for (const line of ['NoNewPrivileges=yes', 'ProtectSystem=strict', `ReadWritePaths=-${root}`, 'StateDirectory=containai', 'PrivateTmp=yes', 'ProtectHome=yes']) expect(service).toContain(line);
     for (const line of ['OnBootSec=', 'OnUnitActiveSec=5min', 'RandomizedDelaySec=', 'Persistent=true', 'WantedBy=timers.target']) expect(timer).toContain(line);
     // The line runs: check-health takes the flags written (an UNSIGNED dev release only warns under --allow-unsigned).
     const execArgs = (service.match(/^ExecStart=(.*)$/m)?.[1] ?? '').split(' ');
