@@ -11,6 +11,8 @@
  * never taken from the bundle, so a timer with no flags still proves that the
  * kept bundle is the one the same signer signed.
  */
+import { assertLayoutFolders } from '../release/guard.ts';
+import { installLayout } from '../release/layout.ts';
 import type { InstallRecord } from '../release/record.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
 import type { HealthCheck, HealthContext } from './types.ts';
@@ -50,6 +52,8 @@ export const releaseCheck: HealthCheck = {
       import('../release/installed.ts'),
       import('../release/record.ts'),
     ]);
+    // A releases/ or state/ that is a symlink would have the release read, and the stamp written, outside the root; thrown, it fails the check.
+    await assertLayoutFolders(installLayout(ctx.installRoot));
     const state = await inspectInstalledRelease(ctx.installRoot);
     const current = state.current;
     if (!current) {
