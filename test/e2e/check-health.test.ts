@@ -1,6 +1,6 @@
 /** containai-host check-health as an operator runs it: real dockerd and podman, a hand-installed release, the compiled binary. */
 import { afterAll, describe, expect, test } from 'bun:test';
-import { appendFileSync, copyFileSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectNoStack, host, removeDir, tempDir } from '../helpers/cli.ts';
 import { handInstall, otherBundle, tamperWithSums } from '../helpers/installed-release.ts';
@@ -169,6 +169,21 @@ describe('release', () => {
     const r = await releaseCheck(root);
     expect(r.code).toBe(1);
     expect(r.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining("the release's SHA256SUMS is not the one in its kept bundle's payload") });
+  });
+
+  test('a mode changed after a stamped check (setuid binary, writable profile) fails', async () => {
+    const root = installedRoot();
+    expect((await releaseCheck(root)).check('release').status).toBe('warn'); // intact UNSIGNED dev; stamps it
+    chmodSync(join(root, 'current', 'tools', 'containai-host'), 0o4777);
+    const setuid = await releaseCheck(root);
+    expect(setuid.code).toBe(1);
+    expect(setuid.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining('tools/containai-host: mode 4777') });
+    chmodSync(join(root, 'current', 'tools', 'containai-host'), 0o755);
+    expect((await releaseCheck(root)).check('release').status).toBe('warn');
+    chmodSync(join(root, 'current', 'host', 'profile.env'), 0o666);
+    const writable = await releaseCheck(root);
+    expect(writable.code).toBe(1);
+    expect(writable.check('release').message).toContain('host/profile.env: mode 0666');
   });
 
   test('--full hashes every file again', async () => {

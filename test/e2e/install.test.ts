@@ -5,7 +5,7 @@
  * independently of the code under test) and no staging is left.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import {
@@ -258,6 +258,27 @@ describe('verify-only', () => {
     expect(readFileSync(join(dir, 'SHA256SUMS'))).toEqual(sumsBefore);
     expect(readFileSync(join(dir, 'host', 'profile.env'), 'utf8')).toBe('IMAGE_PREFIX=evil\n');
     expect(readlinkSync(join(root, 'current'))).toBe('releases/v1.0.0');
+  });
+
+  test('a file or folder whose mode install would not write (setuid, group or other writable) fails', async () => {
+    const root = await freshRoot();
+    const verify = () => host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
+    expect((await verify()).code).toBe(0);
+    const cases: Array<[string, number, number, string]> = [
+      ['tools/containai-host', 0o4777, 0o755, 'tools/containai-host: mode 4777'],
+      ['host/profile.env', 0o666, 0o644, 'host/profile.env: mode 0666'],
+      ['host', 0o775, 0o755, 'host: mode 0775'],
+      ['.', 0o1777, 0o755, '/.: mode 1777'],
+    ];
+    for (const [rel, bad, good, message] of cases) {
+      const path = join(root, 'releases', 'v1.0.0', rel);
+      chmodSync(path, bad);
+      const r = await verify();
+      expect(r.code, rel).toBe(1);
+      expect(r.stderr).toContain(message);
+      chmodSync(path, good);
+    }
+    expect((await verify()).code).toBe(0);
   });
 
   test('a current link that leaves releases/ is reported, not followed', async () => {
