@@ -5,7 +5,7 @@ import { bundleFileName, assertSafeVersion } from '../../lib/bundle/layout.ts';
 import { ContainaiError, usageError } from '../../lib/errors.ts';
 import { DEFAULT_GITHUB_URL } from '../../lib/github/download.ts';
 import { appendEvent } from '../../lib/release/events.ts';
-import { assertInstallRootAllowed } from '../../lib/release/guard.ts';
+import { assertInstallRootAllowed, assertLayoutFolders } from '../../lib/release/guard.ts';
 import { installRelease, type BundleSource } from '../../lib/release/install.ts';
 import { verifyInstalledRelease } from '../../lib/release/installed.ts';
 import { installLayout } from '../../lib/release/layout.ts';
@@ -34,6 +34,7 @@ export default defineCommand({
     const policy = policyFromArgs(args);
     if (args['verify-only']) {
       const root = resolve(args['install-root']);
+      await assertLayoutFolders(installLayout(root));
       const result = await verifyInstalledRelease(root, { policy });
       const version = result.release?.version;
       if (args.json) printJson({ ...result, release: result.release && { version, dir: result.release.dir, signer: result.release.record?.signer } });

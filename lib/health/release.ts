@@ -16,6 +16,8 @@
  * nothing (an operator who pinned a key or a root expects signed releases).
  */
 import { ContainaiError } from '../errors.ts';
+import { assertLayoutFolders } from '../release/guard.ts';
+import { installLayout } from '../release/layout.ts';
 import type { InstallRecord } from '../release/record.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
 import { trustDirFiles } from '../trust/roots.ts';
@@ -67,6 +69,8 @@ export const releaseCheck: HealthCheck = {
       import('../release/installed.ts'),
       import('../release/record.ts'),
     ]);
+    // A releases/ or state/ that is a symlink would have the release read, and the stamp written, outside the root; thrown, it fails the check.
+    await assertLayoutFolders(installLayout(ctx.installRoot));
     const state = await inspectInstalledRelease(ctx.installRoot);
     const current = state.current;
     if (!current) {

@@ -4,8 +4,10 @@
  * auditor after an incident) can see what changed on the host and what was
  * turned away. A failure to log never hides the outcome of the command.
  */
-import { appendFile, mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
 import { redact } from '../secrets.ts';
+import { assertLayoutFolders } from './guard.ts';
 import type { InstallLayout } from './layout.ts';
 
 export interface ReleaseEvent {
@@ -19,9 +21,16 @@ export interface ReleaseEvent {
 export async function appendEvent(layout: InstallLayout, event: ReleaseEvent, options: { createState?: boolean } = {}): Promise<void> {
   const line = redact(JSON.stringify({ time: new Date().toISOString(), ...event })) + '\n';
   try {
+    // Root writes here: never through a state/ or events.jsonl that is a symlink out of the install root.
+    await assertLayoutFolders(layout);
     if (options.createState !== false) await mkdir(layout.state, { recursive: true, mode: 0o755 });
     // One write of a short line with O_APPEND: lines never interleave.
-    await appendFile(layout.events, line, { mode: 0o644, flag: 'a' });
+    const handle = await open(layout.events, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+    try {
+      await handle.write(line);
+    } finally {
+      await handle.close();
+    }
   } catch {
     // The log is a record, not a gate.
   }

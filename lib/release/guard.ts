@@ -10,6 +10,7 @@
 import { lstat, realpath, readFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { ContainaiError } from '../errors.ts';
+import type { InstallLayout } from './layout.ts';
 
 const HOME_ROOTS = ['/home', '/root'];
 const STICKY = 0o1000;
@@ -90,4 +91,23 @@ export async function assertInstallRootAllowed(installRoot: string, options: { a
     if (dirname(dir) === dir) break;
   }
   return root;
+}
+
+/**
+ * releases/ and state/, when they exist, must be real folders: root deletes
+ * leftovers and old releases under releases/ and writes the lock, floor and
+ * events under state/, so a symlink there (planted by anyone who can write in
+ * the root) would turn that work on a folder outside the install root.
+ * Checked before any work on the root (where the lock is taken, and before a
+ * verification), never followed.
+ */
+export async function assertLayoutFolders(layout: InstallLayout): Promise<void> {
+  for (const dir of [layout.releases, layout.state]) {
+    const info = await lstat(dir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+    if (info && !info.isDirectory()) {
+      throw new ContainaiError('STATE', `${dir} is ${info.isSymbolicLink() ? 'a symlink' : 'not a folder'}; refusing to work through it`, {
+        hint: `it must be a plain folder inside the install root: look at what it points to, then remove it (rm ${dir}) and run again`,
+      });
+    }
+  }
 }

@@ -358,9 +358,10 @@ function outcomeOf(err: unknown): 'refused' | 'failed' {
 export async function installRelease(request: InstallRequest): Promise<InstallResult> {
   const layout = installLayout(request.installRoot);
   await mkdir(layout.root, { recursive: true, mode: 0o755 });
-  await mkdir(layout.releases, { recursive: true, mode: 0o755 });
+  // The lock first: it refuses a releases/ or state/ that is not a real folder (lib/release/guard.ts).
   const lock = await acquireLock(layout, `containai-host install ${request.version}`, request.lockWaitMs);
   try {
+    await mkdir(layout.releases, { recursive: true, mode: 0o755 });
     if (lock.staleHolder) log().info(`took over the lock left by pid ${lock.staleHolder.pid} (${lock.staleHolder.command}), which ended without releasing it`);
     const removed = await removeLeftovers(layout);
     if (removed.length > 0) log().info(`removed what an interrupted run left: ${removed.join(', ')}`);

@@ -5,9 +5,10 @@
  * say who is working. The lock is released by the kernel when its holder dies,
  * however it dies, so a stale lock from a dead pid is simply taken over.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync, ftruncateSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { z } from 'zod';
 import { ContainaiError } from '../errors.ts';
+import { assertLayoutFolders } from './guard.ts';
 import type { InstallLayout } from './layout.ts';
 import { tryLockExclusive, unlock } from './sys.ts';
 
@@ -22,12 +23,51 @@ export interface HeldLock {
 
 const POLL_MS = 100;
 
-function readHolder(path: string): LockHolder | undefined {
+/** Read through the fd we opened, never by path: the path is what an attacker could swap. */
+function readHolder(fd: number): LockHolder | undefined {
   try {
-    const parsed = HolderSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
+    const buffer = Buffer.alloc(Math.min(fstatSync(fd).size, 64 * 1024));
+    const length = readSync(fd, buffer, 0, buffer.length, 0);
+    const parsed = HolderSchema.safeParse(JSON.parse(buffer.subarray(0, length).toString('utf8')));
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
+  }
+}
+
+function lockRefused(layout: InstallLayout, what: string, cause?: unknown): ContainaiError {
+  return new ContainaiError('STATE', `${layout.lock} ${what}; refusing to use it as the lock`, {
+    hint: `the lock must be a plain file only root writes: look at it, remove it (rm ${layout.lock}) and run again`,
+    cause,
+  });
+}
+
+/**
+ * Opens state/lock without following a symlink (root truncates and writes it),
+ * and makes sure the file opened is the plain, singly linked state/lock still
+ * in a real state/ folder: state/ swapped for a link between the check and the
+ * open would otherwise hand us a file elsewhere.
+ */
+function openLockFile(layout: InstallLayout): number {
+  let fd: number;
+  try {
+    fd = openSync(layout.lock, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw lockRefused(layout, 'is a symlink', err);
+    throw err;
+  }
+  try {
+    const opened = fstatSync(fd);
+    const named = lstatSync(layout.lock, { throwIfNoEntry: false });
+    if (!opened.isFile()) throw lockRefused(layout, 'is not a regular file');
+    if (opened.nlink !== 1) throw lockRefused(layout, `has ${opened.nlink} hard links`);
+    if (!lstatSync(layout.state).isDirectory() || named?.ino !== opened.ino || named.dev !== opened.dev) {
+      throw lockRefused(layout, 'changed while it was opened');
+    }
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    throw err;
   }
 }
 
@@ -36,13 +76,14 @@ function readHolder(path: string): LockHolder | undefined {
  * Throws LOCKED naming the holder when the wait runs out.
  */
 export async function acquireLock(layout: InstallLayout, command: string, waitMs: number): Promise<HeldLock> {
+  await assertLayoutFolders(layout);
   mkdirSync(layout.state, { recursive: true, mode: 0o755 });
-  const fd = openSync(layout.lock, 'a+', 0o644);
+  const fd = openLockFile(layout);
   const deadline = Date.now() + waitMs;
   try {
     while (!tryLockExclusive(fd)) {
       if (Date.now() >= deadline) {
-        const holder = readHolder(layout.lock);
+        const holder = readHolder(fd);
         const who = holder
           ? `pid ${holder.pid} (${holder.command}, since ${holder.since})`
           : 'another process';
@@ -58,7 +99,7 @@ export async function acquireLock(layout: InstallLayout, command: string, waitMs
     throw err;
   }
   // We hold the flock. A holder line still present means the last holder never released it: it crashed.
-  const staleHolder = readHolder(layout.lock);
+  const staleHolder = readHolder(fd);
   const holder: LockHolder = { pid: process.pid, command, since: new Date().toISOString() };
   ftruncateSync(fd, 0);
   writeSync(fd, `${JSON.stringify(holder)}\n`, 0);

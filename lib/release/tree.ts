@@ -9,6 +9,8 @@ export interface TreeEntry {
   path: string; // relative, "/"-separated
   kind: 'file' | 'dir' | 'symlink' | 'other';
   size: number;
+  /** st_mode of a file or folder (not followed); 0 for links and others. */
+  mode: number;
 }
 
 export async function walkTree(root: string): Promise<TreeEntry[]> {
@@ -19,14 +21,15 @@ export async function walkTree(root: string): Promise<TreeEntry[]> {
       entries.map(async (entry) => {
         const path = rel ? `${rel}/${entry.name}` : entry.name;
         if (entry.isDirectory()) {
-          out.push({ path, kind: 'dir', size: 0 });
+          out.push({ path, kind: 'dir', size: 0, mode: (await lstat(join(root, path))).mode });
           await visit(path);
         } else if (entry.isFile()) {
-          out.push({ path, kind: 'file', size: (await lstat(join(root, path))).size });
+          const info = await lstat(join(root, path));
+          out.push({ path, kind: 'file', size: info.size, mode: info.mode });
         } else if (entry.isSymbolicLink()) {
-          out.push({ path, kind: 'symlink', size: 0 });
+          out.push({ path, kind: 'symlink', size: 0, mode: 0 });
         } else {
-          out.push({ path, kind: 'other', size: 0 });
+          out.push({ path, kind: 'other', size: 0, mode: 0 });
         }
       }),
     );
@@ -34,6 +37,9 @@ export async function walkTree(root: string): Promise<TreeEntry[]> {
   await visit('');
   return out;
 }
+
+/** setuid, setgid, sticky, group-writable, other-writable: never in an installed release. */
+const UNSAFE_MODE_BITS = 0o7022;
 
 export interface TreeCheck {
   problems: string[];
@@ -50,7 +56,8 @@ export interface TreeCheck {
 /**
  * Checks a release tree against its SHA256SUMS: every listed file is there and
  * matches, and nothing is there that is not listed (besides the names in
- * `alsoAllowed`). A listed symlink is checked through its target, which must
+ * `alsoAllowed`), and no file or folder has a mode install would not have
+ * written (setuid/setgid/sticky, writable by group or others). A listed symlink is checked through its target, which must
  * stay inside the tree. `extraHashes` are further files to hash in the same
  * pass (the kept bundle), checked against their expected digests, or, without
  * one, returned in extraDigests for the caller to judge.
@@ -65,6 +72,13 @@ export async function checkTreeAgainstSums(
 ): Promise<TreeCheck> {
   const problems: string[] = [];
   const tree = await walkTree(root);
+  // Install writes 0755/0644 and refuses setuid/setgid/sticky: a mode changed since is a problem. Checked on
+  // every run from the walk's lstat, never spared by the stamp (whose identities only spare re-hashing).
+  const modeProblem = (path: string, mode: number) => {
+    if ((mode & UNSAFE_MODE_BITS) !== 0) problems.push(`${path}: mode ${(mode & 0o7777).toString(8).padStart(4, '0')} (setuid, setgid, sticky or writable by group or others)`);
+  };
+  modeProblem('.', (await lstat(root)).mode);
+  for (const entry of tree) modeProblem(entry.path, entry.mode);
   const listed = new Map(sums.map((e) => [e.path, e.sha256]));
   const byPath = new Map(tree.map((e) => [e.path, e]));
   const toHash: Array<{ rel: string; abs: string; size: number }> = [];

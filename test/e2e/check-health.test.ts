@@ -1,9 +1,9 @@
 /** containai-host check-health as an operator runs it: real dockerd and podman, a hand-installed release, the compiled binary. */
 import { afterAll, describe, expect, test } from 'bun:test';
-import { appendFileSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectNoStack, host, removeDir, tempDir, TEST_STATE_DIR } from '../helpers/cli.ts';
-import { handInstall, otherBundle, tamperWithSums } from '../helpers/installed-release.ts';
+import { DEV_PROFILE, handInstall, otherBundle, tamperWithSums } from '../helpers/installed-release.ts';
 import { requireService, startDockerd, startPodman } from '../helpers/services.ts';
 
 const dirs: string[] = [];
@@ -181,6 +181,21 @@ describe('release', () => {
     expect(mine[0]).toMatchObject({ release: 'v1.0.0', root });
   });
 
+  test('a mode changed after a stamped check (setuid binary, writable profile) fails', async () => {
+    const root = installedRoot();
+    expect((await releaseCheck(root)).check('release').status).toBe('warn'); // intact UNSIGNED dev; stamps it
+    chmodSync(join(root, 'current', 'tools', 'containai-host'), 0o4777);
+    const setuid = await releaseCheck(root);
+    expect(setuid.code).toBe(1);
+    expect(setuid.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining('tools/containai-host: mode 4777') });
+    chmodSync(join(root, 'current', 'tools', 'containai-host'), 0o755);
+    expect((await releaseCheck(root)).check('release').status).toBe('warn');
+    chmodSync(join(root, 'current', 'host', 'profile.env'), 0o666);
+    const writable = await releaseCheck(root);
+    expect(writable.code).toBe(1);
+    expect(writable.check('release').message).toContain('host/profile.env: mode 0666');
+  });
+
   test('--full hashes every file again', async () => {
     const root = installedRoot();
     await releaseCheck(root);
@@ -218,6 +233,25 @@ describe('release', () => {
     expect(r.check('release').message).toContain('UNSIGNED');
   });
 
+  test('releases/ or state/ as a symlink out of the root fails, and nothing is read or written there', async () => {
+    const root = installedRoot();
+    const outside = dir('cai-victim-');
+    renameSync(join(root, 'releases'), join(outside, 'releases'));
+    symlinkSync(join(outside, 'releases'), join(root, 'releases'));
+    mkdirSync(join(outside, 'state'));
+    symlinkSync(join(outside, 'state'), join(root, 'state'));
+    const before = readdirSync(outside, { recursive: true }).sort();
+    const r = await releaseCheck(root);
+    expect(r.code).toBe(1);
+    expect(r.check('release')).toMatchObject({ status: 'fail', message: `${join(root, 'releases')} is a symlink; refusing to work through it` });
+    expect(readdirSync(outside, { recursive: true }).sort()).toEqual(before); // no verification stamp written in the victim folder
+    rmSync(join(root, 'releases'));
+    renameSync(join(outside, 'releases'), join(root, 'releases'));
+    const state = await releaseCheck(root);
+    expect(state.check('release').message).toBe(`${join(root, 'state')} is a symlink; refusing to work through it`);
+    expect(readdirSync(join(outside, 'state'))).toEqual([]);
+  });
+
   test('no release installed fails with the install command as fix', async () => {
     const r = await releaseCheck(dir());
     expect(r.check('release')).toMatchObject({ status: 'fail', fix: expect.stringContaining('containai-host install') });
@@ -232,6 +266,28 @@ describe('profile', () => {
     const root = installedRoot({ profile: `PROFILE=prod\nIMAGE_PREFIX=containai\nIMAGE_TAG=v1.0.0\nREGISTRY=ghcr.io/acme\nIMAGE_DIGEST_PROXY=${digest}\n` });
     const r = await checkHealth(root, { DOCKER_HOST: dockerd.dockerHost, PATH: pathWith({}) });
     expect(r.check('profile')).toMatchObject({ status: 'fail', message: expect.stringContaining(`ghcr.io/acme/containai-proxy@${digest}`) });
+  });
+
+  test('a profile.env, or a host/ folder, that links out of the release fails and is not read', async () => {
+    const dockerd = await startDockerd();
+    const env = { DOCKER_HOST: dockerd.dockerHost, PATH: pathWith({}) };
+    const outside = dir('cai-victim-');
+    writeFileSync(join(outside, 'profile.env'), DEV_PROFILE.replace('devlocal', 'outside'));
+    const root = installedRoot();
+    const profile = join(root, 'current', 'host', 'profile.env');
+    rmSync(profile);
+    symlinkSync(join(outside, 'profile.env'), profile);
+    const link = await checkHealth(root, env);
+    expect(link.check('profile')).toMatchObject({ status: 'fail', message: expect.stringContaining('profile.env is a symlink') });
+    expect(link.check('profile').message).not.toContain('outside');
+    // The folder above it linked out instead: profile.env itself is a plain file, but not in the release.
+    const other = installedRoot();
+    rmSync(join(other, 'current', 'host'), { recursive: true });
+    symlinkSync(outside, join(other, 'current', 'host'));
+    const folder = await checkHealth(other, env);
+    expect(folder.check('profile')).toMatchObject({ status: 'fail', message: expect.stringContaining('leaves the release folder releases/v1.0.0') });
+    expect(readdirSync(outside)).toEqual(['profile.env']);
+    expect(readFileSync(join(outside, 'profile.env'), 'utf8')).toBe(DEV_PROFILE.replace('devlocal', 'outside'));
   });
 
   test('an invalid profile fails with its problem', async () => {

@@ -5,7 +5,7 @@
  * independently of the code under test) and no staging is left.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import {
@@ -260,6 +260,27 @@ describe('verify-only', () => {
     expect(readlinkSync(join(root, 'current'))).toBe('releases/v1.0.0');
   });
 
+  test('a file or folder whose mode install would not write (setuid, group or other writable) fails', async () => {
+    const root = await freshRoot();
+    const verify = () => host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
+    expect((await verify()).code).toBe(0);
+    const cases: Array<[string, number, number, string]> = [
+      ['tools/containai-host', 0o4777, 0o755, 'tools/containai-host: mode 4777'],
+      ['host/profile.env', 0o666, 0o644, 'host/profile.env: mode 0666'],
+      ['host', 0o775, 0o755, 'host: mode 0775'],
+      ['.', 0o1777, 0o755, '/.: mode 1777'],
+    ];
+    for (const [rel, bad, good, message] of cases) {
+      const path = join(root, 'releases', 'v1.0.0', rel);
+      chmodSync(path, bad);
+      const r = await verify();
+      expect(r.code, rel).toBe(1);
+      expect(r.stderr).toContain(message);
+      chmodSync(path, good);
+    }
+    expect((await verify()).code).toBe(0);
+  });
+
   test('a current link that leaves releases/ is reported, not followed', async () => {
     const root = await freshRoot();
     rmSync(join(root, 'current'));
@@ -389,5 +410,104 @@ describe('lock, root and ownership', () => {
     const good = join(scratch(), 'opt2');
     const ok = await host(['install', '--version', 'v1.0.0', '--asset-dir', assets, '--install-root', good, '--allow-unsigned']);
     expect(ok.code, ok.stderr).toBe(0);
+  });
+});
+
+describe('links planted under the install root are not followed out of it', () => {
+  /** A folder outside the root with things root must not touch; returns a snapshot function. */
+  function victimFolder(): { dir: string; snapshot: () => string[] } {
+    const dir = join(scratch(), 'victim');
+    mkdirSync(join(dir, 'data'), { recursive: true });
+    mkdirSync(join(dir, '.staging-keep'));
+    writeFileSync(join(dir, 'data', 'file'), 'precious');
+    writeFileSync(join(dir, 'precious.txt'), 'precious');
+    const snapshot = () =>
+      readdirSync(dir, { recursive: true, withFileTypes: true })
+        .map((e) => `${join(e.parentPath, e.name).slice(dir.length)}:${e.isFile() ? readFileSync(join(e.parentPath, e.name), 'utf8') : e.isDirectory() ? 'dir' : 'other'}`)
+        .sort();
+    return { dir, snapshot };
+  }
+
+  test('state/lock as a symlink to a file outside: refused, the file is not truncated', async () => {
+    const root = await freshRoot();
+    const victim = victimFolder();
+    rmSync(join(root, 'state', 'lock'), { force: true });
+    symlinkSync(join(victim.dir, 'precious.txt'), join(root, 'state', 'lock'));
+    const before = victim.snapshot();
+    const r = await host(['prune', '--keep', '5', '--install-root', root, '--allow-nonroot']);
+    expect(r.code).toBe(1);
+    expectNoStack(r.stderr);
+    expect(r.stderr).toContain(`${join(root, 'state', 'lock')} is a symlink`);
+    expect(victim.snapshot()).toEqual(before);
+    expectIntact(root, 'v1.0.0');
+  });
+
+  test('state/lock hard-linked to a file outside: refused, the file is not truncated', async () => {
+    const root = await freshRoot();
+    const victim = victimFolder();
+    rmSync(join(root, 'state', 'lock'), { force: true });
+    linkSync(join(victim.dir, 'precious.txt'), join(root, 'state', 'lock'));
+    const before = victim.snapshot();
+    const r = await host(['prune', '--keep', '5', '--install-root', root, '--allow-nonroot']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('hard links');
+    expect(victim.snapshot()).toEqual(before);
+  });
+
+  test('state/events.jsonl as a symlink: nothing is created or appended outside the root', async () => {
+    const root = await freshRoot();
+    const victim = victimFolder();
+    const events = join(root, 'state', 'events.jsonl');
+    rmSync(events);
+    symlinkSync(join(victim.dir, 'created-by-root'), events);
+    const before = victim.snapshot();
+    // The event log is a record, not a gate: the prune itself still runs.
+    expect((await host(['prune', '--keep', '5', '--install-root', root, '--allow-nonroot'])).code).toBe(0);
+    expect(victim.snapshot()).toEqual(before);
+    rmSync(events);
+    symlinkSync(join(victim.dir, 'precious.txt'), events);
+    writeFileSync(join(root, 'current', 'host', 'extra'), 'x');
+    const refused = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('host/extra: not listed in SHA256SUMS');
+    expect(victim.snapshot()).toEqual(before);
+  });
+
+  test('releases/ as a symlink to a folder outside: install, rollback, prune and verify-only refuse and delete nothing there', async () => {
+    const root = await freshRoot();
+    expect((await install(root, 'v1.1.0')).code).toBe(0);
+    const victim = victimFolder();
+    // The releases themselves moved into the victim folder, so every link still resolves through the symlink.
+    for (const name of readdirSync(join(root, 'releases'))) renameSync(join(root, 'releases', name), join(victim.dir, name));
+    rmSync(join(root, 'releases'), { recursive: true });
+    symlinkSync(victim.dir, join(root, 'releases'));
+    const before = victim.snapshot();
+    const runs = {
+      prune: await host(['prune', '--keep', '0', '--install-root', root, '--allow-nonroot']),
+      rollback: await host(['rollback', '--install-root', root, '--allow-nonroot']),
+      install: await install(root, 'v1.2.0'),
+      verify: await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']),
+    };
+    for (const [name, r] of Object.entries(runs)) {
+      expect(r.code, name).toBe(1);
+      expectNoStack(r.stderr);
+      expect(r.stderr, name).toContain(`${join(root, 'releases')} is a symlink`);
+    }
+    expect(victim.snapshot()).toEqual(before);
+    expect(readlinkSync(join(root, 'current'))).toBe('releases/v1.1.0');
+  });
+
+  test('state/ as a symlink to a folder outside: nothing is written there', async () => {
+    const root = await freshRoot();
+    const victim = victimFolder();
+    rmSync(join(root, 'state'), { recursive: true });
+    symlinkSync(victim.dir, join(root, 'state'));
+    const before = victim.snapshot();
+    for (const r of [await install(root, 'v1.1.0'), await host(['prune', '--keep', '0', '--install-root', root, '--allow-nonroot'])]) {
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${join(root, 'state')} is a symlink`);
+    }
+    expect(victim.snapshot()).toEqual(before);
+    expectIntact(root, 'v1.0.0');
   });
 });
