@@ -120,6 +120,12 @@ describe('attestations from a test CA', () => {
     expect(e.message).toContain('(--repo)');
   });
 
+  test('a certificate-signed message signature (cosign sign-blob) is not an attestation: no predicate to check', async () => {
+    const e = await refusal(verify(attest([ca.attestBlob(ARTIFACT)])));
+    expect(e.code).toBe('VERIFY');
+    expect(e.message).toContain('an attestation must be an in-toto DSSE statement; its predicate type cannot be checked');
+  });
+
   test('an attestation needs a named signer', async () => {
     const e = await refusal(verify(attest([ca.attest(digest)]), policy({ repo: undefined })));
     expect(e.message).toContain('--repo, --owner or --signer-workflow');
@@ -267,6 +273,13 @@ describe('unpacked bundles', () => {
   test('the attestation over payload.tar.gz verifies', async () => {
     const v = await verifyBundleMembers(members({ 'attestation.intoto.jsonl': attest([ca.attest(digest)]) }), policy());
     expect(v.kind).toBe('attestation');
+  });
+
+  test('a certificate-signed message signature is refused in attestation.intoto.jsonl and payload.sigstore.json', async () => {
+    for (const member of ['attestation.intoto.jsonl', 'payload.sigstore.json'] as const) {
+      const e = await refusal(verifyBundleMembers(members({ [member]: attest([ca.attestBlob(ARTIFACT)]) }), policy()));
+      expect(e.message).toContain('an attestation must be an in-toto DSSE statement');
+    }
   });
 
   test('a payload that does not match payload.sha256 is refused before any signature is read', async () => {
