@@ -41,7 +41,7 @@ export async function assertHostBinary(path: string): Promise<void> {
 
 /** Builds <payloadDir> (whose name is "payload") from the sources; the host tree is checked first, whole. */
 export async function stagePayload(sources: PayloadSources, payloadDir: string): Promise<void> {
-  const hostEntries = await scanTree(sources.hostDir, 'host');
+  const hostEntries = await scanTree(sources.hostDir, 'host', { refusePrivate: true });
   await assertHostBinary(sources.hostBinary);
 
   const hostOut = join(payloadDir, 'host');

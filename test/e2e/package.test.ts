@@ -237,6 +237,15 @@ describe('containai-build package', () => {
       expect(existsSync(join(project, 'dist', 'v1.0.0'))).toBe(false);
     });
 
+    test('a .env file and a 0600 file in host/, naming each; nothing is written', async () => {
+      const { r, out } = await packageTree({ ...SMALL_HOST_TREE, 'utils/.env': 'GITHUB_TOKEN=ghp_x', 'id_ed25519': { content: 'k', mode: 0o600 } });
+      expectRefused(r, 'host/utils/.env: a .env file usually holds secrets');
+      expect(r.stderr).toContain('host/id_ed25519: not readable by others (mode 0600)');
+      expect(r.stderr).toContain('chmod o+r');
+      expect(r.stderr).not.toContain('ghp_x');
+      expect(existsSync(join(out, 'v1.0.0'))).toBe(false);
+    });
+
     test('an unreadable file, naming it (run as an unprivileged user)', async () => {
       const { project, hostDir } = makeProject({ ...SMALL_HOST_TREE, 'secret.txt': { content: 'x', mode: 0o000 } });
       const hostBinary = fakeHostBinary(project);

@@ -91,6 +91,29 @@ describe('stagePayload and payloadEntries', () => {
     expect(statSync(join(payload, 'tools/containai-host')).ino).toBe(statSync(hostBinary).ino);
   });
 
+  test('.env files and files others cannot read are refused from host/, each named, with the hint', async () => {
+    const project = tempDir();
+    writeTree(join(project, 'host'), {
+      ...SMALL_HOST_TREE,
+      '.env': 'TOKEN=x',
+      'utils/.env.production': 'TOKEN=y',
+      'utils/key.pem': { content: 'k', mode: 0o600 },
+      'utils/env.example': 'fine',
+    });
+    const payload = join(tempDir(), 'payload');
+    mkdirSync(payload);
+    const err = await refusal(stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary: fakeHostBinary() }, payload));
+    expect(err.code).toBe('INPUT');
+    const problems = err.details?.problems as string[];
+    expect(problems).toHaveLength(3);
+    expect(err.message).toContain('host/.env: a .env file usually holds secrets');
+    expect(err.message).toContain('host/utils/.env.production: a .env file');
+    expect(err.message).toContain('host/utils/key.pem: not readable by others (mode 0600)');
+    expect(err.message).toContain('remove it from host/ or make it world-readable (chmod o+r) if it is meant to ship');
+    // The same tree is fine for scanTree's other callers (our own staged payload).
+    expect((await scanTree(join(project, 'host'), 'host')).map((e) => e.path)).toContain('.env');
+  });
+
   test('a project without README.md or LICENSE ships without them', async () => {
     const project = tempDir();
     writeTree(join(project, 'host'), { 'a.txt': 'a' });
