@@ -356,6 +356,15 @@ describe('signing keys', () => {
     expect(new Set(ids.map((k) => k.keyId)).size).toBe(1);
   });
 
+  test('a key pasted as --key (not a path or env://VAR) is refused without echoing it', async () => {
+    const pem = makeKeyPair('ecdsa').privatePem;
+    const e = await refusal(loadSigningKey(pem));
+    expect(e.code).toBe('USAGE');
+    expect(e.message).toContain('--key holds key material');
+    expect(`${e.message} ${e.hint}`).not.toContain(pem.split('\n')[1] as string);
+    expect(e.hint).toContain('env://VAR');
+  });
+
   test('a wrong COSIGN_PASSWORD is one clear line', async () => {
     const pem = await cosignEncryptedPem(makeKeyPair('ecdsa'), password);
     const e = await refusal(loadSigningKey(file(pem), { COSIGN_PASSWORD: 'nope' }));
