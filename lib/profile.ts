@@ -3,7 +3,7 @@
  * scripts can source too, so the grammar is the common subset: one assignment
  * per line, optional matching quotes, comments and blank lines, nothing expanded.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { ContainaiError } from './errors.ts';
 import { writeFileAtomic } from './fs/atomic.ts';
@@ -73,7 +73,8 @@ export function parseProfileEnv(text: string, source: string): ProfileEntries {
     const eq = line.indexOf('=');
     const key = (eq > 0 ? line.slice(0, eq) : '').replace(/^export\s+/, '');
     if (!KEY.test(key)) {
-      problems.push(`${where}: expected KEY=VALUE, got "${line.slice(0, 60)}"`);
+      // The line itself is never echoed: a profile path pointed at the wrong file could show a secret.
+      problems.push(`${where}: expected KEY=VALUE (a name in capitals, =, then the value)`);
       return;
     }
     const value = unquote(line.slice(eq + 1));
@@ -144,7 +145,12 @@ export async function updateProfile(path: string, updates: Record<string, string
   }
   for (const [key, value] of Object.entries(updates)) entries.set(key, value);
   const profile = validateProfile(entries, path);
-  await writeFileAtomic(path, formatProfileEnv(entries));
+  // Keep the mode someone chose (a 0600 profile stays 0600); a new profile is 0644, as package ships it.
+  const mode = await stat(path).then(
+    (info) => info.mode & 0o777,
+    () => 0o644,
+  );
+  await writeFileAtomic(path, formatProfileEnv(entries), mode);
   return profile;
 }
 

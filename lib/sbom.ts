@@ -87,8 +87,7 @@ export async function runSyft(dir: string, out: string, mtime: number): Promise<
     stdout: 'pipe',
     stderr: 'pipe',
     stdin: 'ignore',
-    // No update check: CI and air-gapped builders must not call home.
-    env: { ...process.env, SYFT_CHECK_FOR_APP_UPDATE: 'false' },
+    env: syftEnv(process.env),
   });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   if (code !== 0) {
@@ -99,6 +98,20 @@ export async function runSyft(dir: string, out: string, mtime: number): Promise<
   }
   const doc = parseSbom(stdout, 'syft output');
   await writeFile(out, pinSbom(doc, mtime), { mode: 0o644 });
+}
+
+/**
+ * What syft sees of our environment: enough to run and its own settings, nothing else.
+ * The release job holds COSIGN_PASSWORD, GITHUB_TOKEN and registry passwords, and a
+ * scanner (or its plugins) has no need of them.
+ */
+export function syftEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && (['PATH', 'HOME', 'TMPDIR', 'LANG'].includes(name) || name.startsWith('SYFT_'))) kept[name] = value;
+  }
+  // No update check: CI and air-gapped builders must not call home.
+  return { ...kept, SYFT_CHECK_FOR_APP_UPDATE: 'false' };
 }
 
 function pinSbom(doc: CycloneDx, mtime: number): string {

@@ -36,6 +36,9 @@ const builds = ENTRIES.filter((name) => only.length === 0 || only.includes(name)
       '--splitting',
       '--format=esm',
       '--sourcemap=none',
+      // ssh2 (dockerode's ssh:// transport) only tunes cipher order with cpu-features, inside a
+      // try; its native addon exists only if install scripts ran, and CI installs without them.
+      '--external=cpu-features',
       '--no-compile-autoload-dotenv',
       '--no-compile-autoload-bunfig',
       '--no-compile-autoload-tsconfig',

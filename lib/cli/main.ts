@@ -69,8 +69,15 @@ function assertKnownFlags(args: ArgsDef, argv: string[]): void {
     const name = arg.replace(/^--?/, '').split('=')[0] ?? '';
     if (known.has(name)) continue;
     if (name.startsWith('no-') && booleans.has(name.slice(3))) continue;
-    throw usageError(`unknown flag ${arg.split('=')[0]}`, 'run with --help to see the flags this command takes');
+    throw usageError(describeFlag(arg), 'run with --help to see the flags this command takes');
   }
+}
+
+/** A flag name only: `--key "$(cat k.pem)"` makes the PEM itself an "unknown flag", and it must not be printed. */
+const FLAG_NAME = /^--?[A-Za-z][\w-]*(=.*)?$/;
+
+function describeFlag(arg: string): string {
+  return FLAG_NAME.test(arg) ? `unknown flag ${arg.split('=')[0]}` : 'an unknown flag (not shown)';
 }
 
 export interface CliInfo {

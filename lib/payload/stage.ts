@@ -9,7 +9,7 @@
  * on the same file system as the project. Across file systems we copy.
  */
 import { constants } from 'node:fs';
-import { copyFile, link, mkdir, stat, symlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ArchiveEntry } from '../archive/write.ts';
 import { HOST_TOOL, PAYLOAD_TOP, TOOLS_DIR } from '../bundle/layout.ts';
@@ -41,7 +41,7 @@ export async function assertHostBinary(path: string): Promise<void> {
 
 /** Builds <payloadDir> (whose name is "payload") from the sources; the host tree is checked first, whole. */
 export async function stagePayload(sources: PayloadSources, payloadDir: string): Promise<void> {
-  const hostEntries = await scanTree(sources.hostDir, 'host');
+  const hostEntries = await scanTree(sources.hostDir, 'host', { refusePrivate: true });
   await assertHostBinary(sources.hostBinary);
 
   const hostOut = join(payloadDir, 'host');
@@ -54,7 +54,13 @@ export async function stagePayload(sources: PayloadSources, payloadDir: string):
   }
   for (const doc of PROJECT_DOCS) {
     const source = join(sources.projectDir, doc);
-    const info = await stat(source).catch(() => undefined);
+    // lstat: a README.md linked to ~/.ssh/id_ed25519 must not ship what it points at.
+    const info = await lstat(source).catch(() => undefined);
+    if (info?.isSymbolicLink()) {
+      throw new ContainaiError('INPUT', `${source} is a symlink; project documents ship only as regular files`, {
+        hint: `replace ${doc} with the file itself, or remove it`,
+      });
+    }
     if (info?.isFile()) await linkOrCopy(source, join(payloadDir, doc));
   }
   await mkdir(join(payloadDir, TOOLS_DIR));
@@ -69,7 +75,41 @@ async function linkOrCopy(source: string, target: string): Promise<void> {
     if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK') {
       throw new ContainaiError('INPUT', `cannot stage ${source}: ${describeCause(err)}`, { cause: err });
     }
-    await copyFile(source, target, constants.COPYFILE_FICLONE);
+    await copyNoFollow(source, target);
+  }
+}
+
+/**
+ * The copy across file systems. link(2) never follows a symlink; copyFile would,
+ * so the source is opened O_NOFOLLOW and must be a regular file: a path swapped
+ * for a link after the tree was checked is refused, not its target copied.
+ */
+async function copyNoFollow(source: string, target: string): Promise<void> {
+  let input;
+  try {
+    input = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code === 'ELOOP' ? 'it is a symlink' : describeCause(err);
+    throw new ContainaiError('INPUT', `cannot stage ${source}: ${why}`, { cause: err });
+  }
+  try {
+    const info = await input.stat();
+    if (!info.isFile()) throw new ContainaiError('INPUT', `cannot stage ${source}: not a regular file`);
+    const output = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, info.mode & 0o777);
+    try {
+      const chunk = Buffer.allocUnsafe(1 << 20);
+      for (;;) {
+        const { bytesRead } = await input.read(chunk, 0, chunk.length, null);
+        if (bytesRead === 0) break;
+        for (let done = 0; done < bytesRead; ) done += (await output.write(chunk, done, bytesRead - done)).bytesWritten;
+      }
+      // The mode is what payloadEntries reads the executable bit from; the umask must not change it.
+      await output.chmod(info.mode & 0o777);
+    } finally {
+      await output.close();
+    }
+  } finally {
+    await input.close();
   }
 }
 

@@ -4,6 +4,10 @@
  * tree, files we cannot read, FIFOs, sockets and devices, and names that
  * SHA256SUMS cannot hold (newline, backslash). Every problem is collected and
  * reported at once, each with its path, so one run shows the whole list.
+ *
+ * The source tree (host/) is also checked for what looks private: a .env file,
+ * or a file others cannot read. The payload widens every file to 0644 on every
+ * host, so a 0600 file would be published; shipping it must be a visible choice.
  */
 import { constants } from 'node:fs';
 import { access, lstat, readdir, readlink, realpath } from 'node:fs/promises';
@@ -25,11 +29,19 @@ export interface TreeEntry {
 
 const MAX_LISTED = 10;
 
+export interface ScanOptions {
+  /** Refuse .env files and files not readable by others (the source tree, not our own staging). */
+  refusePrivate?: boolean;
+}
+
+/** .env, .env.local, .env.production: the usual names of a secrets file. */
+const DOTENV = /^\.env(\..*)?$/;
+
 /**
  * Every entry under root (not root itself), sorted by path. `label` is how the
  * root is named in messages, e.g. "host".
  */
-export async function scanTree(root: string, label: string): Promise<TreeEntry[]> {
+export async function scanTree(root: string, label: string, options: ScanOptions = {}): Promise<TreeEntry[]> {
   let rootInfo;
   try {
     rootInfo = await lstat(root);
@@ -44,7 +56,7 @@ export async function scanTree(root: string, label: string): Promise<TreeEntry[]
   const realRoot = await realpath(root);
   const entries: TreeEntry[] = [];
   const problems: string[] = [];
-  await walk(root, '', realRoot, label, entries, problems);
+  await walk(root, '', realRoot, label, options, entries, problems);
   if (problems.length > 0) {
     const more = problems.length > MAX_LISTED ? `; and ${problems.length - MAX_LISTED} more` : '';
     throw new ContainaiError('INPUT', `${label}/ cannot be packaged: ${problems.slice(0, MAX_LISTED).join('; ')}${more}`, {
@@ -55,7 +67,15 @@ export async function scanTree(root: string, label: string): Promise<TreeEntry[]
   return entries.sort((a, b) => comparePaths(a.path, b.path));
 }
 
-async function walk(dir: string, rel: string, realRoot: string, label: string, entries: TreeEntry[], problems: string[]): Promise<void> {
+async function walk(
+  dir: string,
+  rel: string,
+  realRoot: string,
+  label: string,
+  options: ScanOptions,
+  entries: TreeEntry[],
+  problems: string[],
+): Promise<void> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -73,16 +93,22 @@ async function walk(dir: string, rel: string, realRoot: string, label: string, e
     }
     const info = await lstat(absolute);
     const mode = info.mode & 0o7777;
+    if (options.refusePrivate && !info.isDirectory() && DOTENV.test(name)) {
+      problems.push(`${shown}: a .env file usually holds secrets and is never packaged; remove it from ${label}/`);
+      continue;
+    }
     if (info.isDirectory()) {
       entries.push({ path, absolute, type: 'directory', mode, size: 0 });
-      await walk(absolute, path, realRoot, label, entries, problems);
+      await walk(absolute, path, realRoot, label, options, entries, problems);
     } else if (info.isFile()) {
       const unreadable = await access(absolute, constants.R_OK).then(
         () => undefined,
         (err: unknown) => describeCause(err),
       );
       if (unreadable) problems.push(`${shown}: cannot read (${unreadable})`);
-      else entries.push({ path, absolute, type: 'file', mode, size: info.size });
+      else if (options.refusePrivate && (mode & 0o004) === 0) {
+        problems.push(`${shown}: not readable by others (mode ${mode.toString(8).padStart(4, '0')}), yet the payload ships it 0644; remove it from ${label}/ or make it world-readable (chmod o+r) if it is meant to ship`);
+      } else entries.push({ path, absolute, type: 'file', mode, size: info.size });
     } else if (info.isSymbolicLink()) {
       const target = await readlink(absolute);
       const leaves = await linkLeavesTree(path, absolute, target, realRoot);

@@ -117,6 +117,13 @@ async function decryptCosignKey(body: Buffer, password: string, source: string):
 
 /** Reads "env://VAR" (the PEM in that variable) or a file path. */
 async function readKeySpec(spec: string, env: NodeJS.ProcessEnv): Promise<{ text: string; source: string }> {
+  if (spec.includes('-----BEGIN')) {
+    // The key itself was pasted on the command line: it is never echoed, and it is in the process list already.
+    registerSecret(spec);
+    throw new ContainaiError('USAGE', '--key holds key material, not a file path or env://VAR (the key is not shown)', {
+      hint: 'pass the key as a file path, or put it in an environment variable and give --key env://VAR',
+    });
+  }
   if (spec.startsWith('env://')) {
     const name = spec.slice('env://'.length);
     const text = secretFromEnv(name, env);

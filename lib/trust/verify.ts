@@ -63,7 +63,7 @@ class Refusal extends Error {}
 
 /**
  * Thrown, not a verdict, when a check needs payload.tar.gz's bytes (an Ed25519 key signature, a
- * message signature under a certificate, a subject by sha512 alone) and the bundle was read with
+ * subject by sha512 alone) and the bundle was read with
  * hashPayloadOnly: the caller verifies again from a bundle unpacked whole.
  */
 export class PayloadBytesNeeded extends Error {
@@ -235,18 +235,16 @@ async function verifyCertificateSigned(bundle: Bundle, artifact: Artifact, trust
   const roots = await trust.roots();
   if (roots.length === 0) throw new Refusal('no trusted root to verify the certificate against (--no-public-good and no --trusted-root)');
 
-  // The content first where it is cheap and names the usual mistake (wrong file) precisely.
-  let predicateType: string | undefined;
-  let artifactBytes: Buffer | undefined;
-  if (bundle.content.$case === 'messageSignature') {
-    checkMessageDigest(bundle.content.messageSignature.messageDigest, artifact);
-    // @sigstore/verify checks a message signature over the bytes themselves.
-    artifactBytes = await readFile(artifactPath(artifact));
+  // A certificate signature counts only as an attestation, and the policy's predicate type is
+  // checked in the statement: a bare message signature (cosign sign-blob) has none to check.
+  if (bundle.content.$case !== 'dsseEnvelope') {
+    throw new Refusal('an attestation must be an in-toto DSSE statement; its predicate type cannot be checked (this is a message signature)');
   }
+  const envelope = bundle.content.dsseEnvelope;
 
   let entity;
   try {
-    entity = toSignedEntity(bundle, artifactBytes);
+    entity = toSignedEntity(bundle);
   } catch (err) {
     throw new Refusal(`the bundle's verification material cannot be read: ${describeCause(err)}`);
   }
@@ -266,9 +264,7 @@ async function verifyCertificateSigned(bundle: Bundle, artifact: Artifact, trust
   const identity = certificateIdentity(leafCertificate(bundle));
   checkIdentity(identity, policy);
 
-  if (bundle.content.$case === 'dsseEnvelope') {
-    predicateType = await checkStatement(bundle.content.dsseEnvelope.payloadType, bundle.content.dsseEnvelope.payload, artifact, policy);
-  }
+  const predicateType = await checkStatement(envelope.payloadType, envelope.payload, artifact, policy);
   return {
     kind: 'attestation',
     artifactSha256: artifact.sha256,

@@ -59,6 +59,23 @@ describe('usage errors', () => {
     expect(existsSync(join(dir, 'p.env'))).toBe(false);
   });
 
+  test('an unknown flag that is not a flag name (a key pasted after --key) is not echoed, nor in --json', async () => {
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSECRETSECRET\n-----END PRIVATE KEY-----\n';
+    const r = await build(['sign', '--version', 'v1.0.0', '--key', pem, '--json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('an unknown flag (not shown)');
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { code: 'USAGE' } });
+    for (const out of [r.stderr, r.stdout]) {
+      expect(out).not.toContain('BEGIN PRIVATE KEY');
+      expect(out).not.toContain('SECRETSECRET');
+    }
+    // A flag name is shown without its value.
+    const named = await build(['sign', '--version', 'v1.0.0', '--passwrod=SECRETSECRET']);
+    expect(named.code).toBe(2);
+    expect(named.stderr).toContain('unknown flag --passwrod');
+    expect(named.stderr).not.toContain('SECRETSECRET');
+  });
+
   test('--json failure still prints one JSON document on stdout', async () => {
     const dir = tempDir();
     const r = await build(['profile', '--profile', 'prod', '--image-prefix', 'x', '--image-tag', 'latest', '--registry', 'ghcr.io/o', '--file', join(dir, 'p.env'), '--json']);

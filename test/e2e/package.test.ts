@@ -38,7 +38,7 @@ function expectRefused(r: RunResult, text: string): void {
 }
 
 /** A folder holding a fake `syft` that writes a CycloneDX document with a random serial, and records its arguments. */
-function fakeSyft(): { bin: string; argsFile: string } {
+function fakeSyft(): { bin: string; argsFile: string; envFile: string } {
   const bin = tempDir('cai-syft-');
   const argsFile = join(bin, 'args');
   writeFileSync(
@@ -47,6 +47,7 @@ function fakeSyft(): { bin: string; argsFile: string } {
 printf '%s\\n' "$@" > ${argsFile}
 dir=$(printf '%s' "$2" | sed 's/^dir://')
 ls "$dir" >> ${argsFile}
+env > ${bin}/env
 # Each run is a later day, as a real syft's clock moves on between two builds.
 runs=$(( $(cat ${bin}/runs 2>/dev/null || echo 0) + 1 )); echo $runs > ${bin}/runs
 cat <<EOF
@@ -57,7 +58,7 @@ EOF
 `,
     { mode: 0o755 },
   );
-  return { bin, argsFile };
+  return { bin, argsFile, envFile: join(bin, 'env') };
 }
 
 describe('containai-build package', () => {
@@ -237,6 +238,15 @@ describe('containai-build package', () => {
       expect(existsSync(join(project, 'dist', 'v1.0.0'))).toBe(false);
     });
 
+    test('a .env file and a 0600 file in host/, naming each; nothing is written', async () => {
+      const { r, out } = await packageTree({ ...SMALL_HOST_TREE, 'utils/.env': 'GITHUB_TOKEN=ghp_x', 'id_ed25519': { content: 'k', mode: 0o600 } });
+      expectRefused(r, 'host/utils/.env: a .env file usually holds secrets');
+      expect(r.stderr).toContain('host/id_ed25519: not readable by others (mode 0600)');
+      expect(r.stderr).toContain('chmod o+r');
+      expect(r.stderr).not.toContain('ghp_x');
+      expect(existsSync(join(out, 'v1.0.0'))).toBe(false);
+    });
+
     test('an unreadable file, naming it (run as an unprivileged user)', async () => {
       const { project, hostDir } = makeProject({ ...SMALL_HOST_TREE, 'secret.txt': { content: 'x', mode: 0o000 } });
       const hostBinary = fakeHostBinary(project);
@@ -319,6 +329,31 @@ describe('containai-build package', () => {
       expect(r2.code).toBe(0);
       expect(readFileSync(join(out, '2', 'v3.0.0', 'payload.tar.gz')).equals(readFileSync(join(out, '1', 'v3.0.0', 'payload.tar.gz')))).toBe(true);
     }, 30_000);
+
+    test('syft runs with PATH, HOME, TMPDIR, LANG and SYFT_* only: no token or password reaches it', async () => {
+      const syft = fakeSyft();
+      const env = {
+        PATH: `${syft.bin}:${process.env.PATH}`,
+        HOME: '/home/builder',
+        LANG: 'C.UTF-8',
+        SYFT_LOG_LEVEL: 'warn',
+        COSIGN_PASSWORD: 'cosign-password-value',
+        GITHUB_TOKEN: 'ghs_tokenvalue',
+        GHCR_PAT: 'ghcr-pat-value',
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'oidc-request-token',
+      };
+      const { r } = await packageTree(SMALL_HOST_TREE, [], env);
+      expect(r.code).toBe(0);
+      const seen = Object.fromEntries(
+        readFileSync(syft.envFile, 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
+      // The shell adds PWD, SHLVL and _ itself.
+      const names = Object.keys(seen).filter((k) => !['PWD', 'OLDPWD', 'SHLVL', '_'].includes(k)).sort();
+      expect(names.every((k) => ['PATH', 'HOME', 'TMPDIR', 'LANG'].includes(k) || k.startsWith('SYFT_'))).toBe(true);
+      expect(seen).toMatchObject({ HOME: '/home/builder', LANG: 'C.UTF-8', SYFT_LOG_LEVEL: 'warn', SYFT_CHECK_FOR_APP_UPDATE: 'false' });
+      const dump = readFileSync(syft.envFile, 'utf8');
+      for (const secret of ['cosign-password-value', 'ghs_tokenvalue', 'ghcr-pat-value', 'oidc-request-token']) expect(dump).not.toContain(secret);
+    });
 
     test('a failing syft is reported with its last line and nothing is written', async () => {
       const bin = tempDir('cai-syft-');

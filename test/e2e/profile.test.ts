@@ -1,6 +1,6 @@
 /** containai-build profile: stamping host/profile.env as CI does, and refusing what a prod host must not run. */
 import { describe, expect, test } from 'bun:test';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, expectNoStack, tempDir } from '../helpers/cli.ts';
 
@@ -77,5 +77,33 @@ describe('containai-build profile', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${file}:4`);
     expect(readFileSync(file, 'utf8')).toBe(before);
+  });
+
+  test('a bad line is named by number only: its text (perhaps a secret) is never echoed, nor in --json', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'profile.env');
+    writeFileSync(file, 'PROFILE=dev\n-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n');
+    const r = await build(['profile', ...PROD, '--image-tag', 'v1.2.3', '--file', file, '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${file}:2: expected KEY=VALUE`);
+    expect(r.stderr).toContain(`${file}:3: expected KEY=VALUE`);
+    for (const out of [r.stderr, r.stdout]) {
+      expect(out).not.toContain('BEGIN PRIVATE KEY');
+      expect(out).not.toContain('MIGHAgEAMBMG');
+    }
+  });
+
+  test("rewriting keeps the file's mode (0600 stays 0600); a new profile is 0644", async () => {
+    const dir = tempDir();
+    const kept = join(dir, 'kept.env');
+    writeFileSync(kept, 'PROFILE=dev\nIMAGE_PREFIX=x\nIMAGE_TAG=devlocal\n');
+    chmodSync(kept, 0o600);
+    expect((await build(['profile', ...PROD, '--image-tag', 'v1.2.3', '--file', kept])).code).toBe(0);
+    expect(statSync(kept).mode & 0o777).toBe(0o600);
+    expect(readFileSync(kept, 'utf8')).toContain('IMAGE_TAG=v1.2.3\n');
+
+    const fresh = join(dir, 'fresh.env');
+    expect((await build(['profile', ...PROD, '--image-tag', 'v1.2.3', '--file', fresh])).code).toBe(0);
+    expect(statSync(fresh).mode & 0o777).toBe(0o644);
   });
 });

@@ -149,6 +149,15 @@ describe('verify: our own bundles (test CA, pinned keys)', () => {
     expectRefused(await run('containai-host', ['verify', '--bundle', b, '--key', wrong.pub, ...pinned]), 'does not verify with any pinned key');
   });
 
+  test('a certificate-signed message signature (cosign sign-blob) is refused as an attestation', async () => {
+    const blob = `${JSON.stringify(ca.attestBlob(readFileSync(payload)))}\n`;
+    const b = bundle('blobsigned', { 'attestation.intoto.jsonl': blob });
+    expectRefused(await run('containai-host', ['verify', '--bundle', b, '--repo', 'acme/widgets', ...pinned]), 'an attestation must be an in-toto DSSE statement');
+    const att = join(work, 'blob.jsonl');
+    writeFileSync(att, blob);
+    expectRefused(await run('containai-build', ['verify', '--artifact', payload, '--attestation', att, '--repo', 'acme/widgets', ...pinned]), 'its predicate type cannot be checked');
+  });
+
   test('a bundle whose payload does not match payload.sha256 is refused', async () => {
     const b = bundle('mismatch', { 'attestation.intoto.jsonl': `${JSON.stringify(ca.attest(digest))}\n`, 'payload.sha256': `${'1'.repeat(64)}  payload.tar.gz\n` });
     expectRefused(await run('containai-host', ['verify', '--bundle', b, '--repo', 'acme/widgets', ...pinned]), 'payload.sha256');

@@ -208,6 +208,7 @@ export interface TestCA {
   trustedRoot: Record<string, unknown>;
   /** A DSSE attestation for the artifact digest, as a bundle v0.3 object. */
   attest(sha256: string, options?: AttestOptions): Record<string, unknown>;
+  attestBlob(artifact: Buffer, options?: AttestOptions): Record<string, unknown>;
 }
 
 const b64 = (b: Buffer) => b.toString('base64');
@@ -330,7 +331,54 @@ export function makeTestCA(): TestCA {
     };
   }
 
-  return { trustedRoot, attest };
+
+  function attestBlob(artifact: Buffer, o: AttestOptions = {}): Record<string, unknown> {
+    const id = { ...DEFAULT_IDENTITY, ...o.identity };
+    const owner = id.repo.split('/')[0] as string;
+    const san = `https://github.com/${id.repo}/${id.workflowPath}@${id.ref}`;
+    const integrated = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const leaf = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const v2 = (n: number, value: string) => ext(`1.3.6.1.4.1.57264.1.${n}`, false, utf8(value));
+    const leafCert = certificate({
+      subject: '', issuer: 'test-ca', publicKey: leaf.publicKey, signer: ca.privateKey, issuerKey: ca.publicKey,
+      notBefore: new Date(integrated.getTime() - 60_000), notAfter: new Date(integrated.getTime() + 10 * 60_000),
+      extensions: [
+        ext('2.5.29.15', true, bitString(Buffer.from([0x80]), 7)),
+        ext('2.5.29.37', false, seq(oid('1.3.6.1.5.5.7.3.3'))),
+        ext('2.5.29.17', true, seq(tlv(0x86, Buffer.from(san)))),
+        ext('1.3.6.1.4.1.57264.1.1', false, Buffer.from(id.issuer)),
+        v2(8, id.issuer), v2(9, san), v2(12, `https://github.com/${id.repo}`), v2(14, id.ref), v2(15, '123456'),
+        v2(16, `https://github.com/${owner}`), v2(17, '654321'),
+      ],
+    });
+    const digest = createHash('sha256').update(artifact).digest();
+    const sig = sign('sha256', artifact, leaf.privateKey);
+    const body = Buffer.from(canonicalJson.canonicalize({
+      apiVersion: '0.0.1', kind: 'hashedrekord',
+      spec: { data: { hash: { algorithm: 'sha256', value: digest.toString('hex') } },
+              signature: { content: b64(sig), publicKey: { content: b64(Buffer.from(`-----BEGIN CERTIFICATE-----\n${b64(leafCert)}\n-----END CERTIFICATE-----\n`)) } } },
+    }));
+    const logIndex = 0;
+    const integratedTime = Math.floor(integrated.getTime() / 1000);
+    const set = sign('sha256', Buffer.from(canonicalJson.canonicalize({ body: b64(body), integratedTime, logIndex, logID: logId.toString('hex') })), log.privateKey);
+    const rootHash = createHash('sha256').update(Buffer.concat([Buffer.from([0]), body])).digest();
+    const note = `${origin}\n1\n${b64(rootHash)}\n`;
+    const noteSig = Buffer.concat([logId.subarray(0, 4), sign('sha256', Buffer.from(note), log.privateKey)]);
+    const envelope = `${note}\n\u2014 rekor.containai.test ${b64(noteSig)}\n`;
+    return {
+      mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+      verificationMaterial: {
+        certificate: { rawBytes: b64(leafCert) },
+        tlogEntries: [{ logIndex: String(logIndex), logId: { keyId: b64(logId) }, kindVersion: { kind: 'hashedrekord', version: '0.0.1' },
+          integratedTime: String(integratedTime), inclusionPromise: { signedEntryTimestamp: b64(set) },
+          inclusionProof: { logIndex: String(logIndex), rootHash: b64(rootHash), treeSize: '1', hashes: [], checkpoint: { envelope } },
+          canonicalizedBody: b64(body) }],
+        timestampVerificationData: {},
+      },
+      messageSignature: { messageDigest: { algorithm: 'SHA2_256', digest: b64(digest) }, signature: b64(sig) },
+    };
+  }
+  return { trustedRoot, attest, attestBlob };
 }
 
 /** SHA-256 hex of bytes, for statements. */

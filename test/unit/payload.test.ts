@@ -1,6 +1,6 @@
 /** The payload modules in-process: tree checks, staging, modes, SHA256SUMS, SBOM checks, the mtime rule. */
 import { describe, expect, test } from 'bun:test';
-import { chmodSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { archiveMtime, DEFAULT_MTIME } from '../../lib/archive/write.ts';
 import { sha256Bytes } from '../../lib/digest.ts';
@@ -89,6 +89,69 @@ describe('stagePayload and payloadEntries', () => {
     });
     // Hard-linked, not copied: the same inode as the source.
     expect(statSync(join(payload, 'tools/containai-host')).ino).toBe(statSync(hostBinary).ino);
+  });
+
+  test('.env files and files others cannot read are refused from host/, each named, with the hint', async () => {
+    const project = tempDir();
+    writeTree(join(project, 'host'), {
+      ...SMALL_HOST_TREE,
+      '.env': 'TOKEN=x',
+      'utils/.env.production': 'TOKEN=y',
+      'utils/key.pem': { content: 'k', mode: 0o600 },
+      'utils/env.example': 'fine',
+    });
+    const payload = join(tempDir(), 'payload');
+    mkdirSync(payload);
+    const err = await refusal(stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary: fakeHostBinary() }, payload));
+    expect(err.code).toBe('INPUT');
+    const problems = err.details?.problems as string[];
+    expect(problems).toHaveLength(3);
+    expect(err.message).toContain('host/.env: a .env file usually holds secrets');
+    expect(err.message).toContain('host/utils/.env.production: a .env file');
+    expect(err.message).toContain('host/utils/key.pem: not readable by others (mode 0600)');
+    expect(err.message).toContain('remove it from host/ or make it world-readable (chmod o+r) if it is meant to ship');
+    // The same tree is fine for scanTree's other callers (our own staged payload).
+    expect((await scanTree(join(project, 'host'), 'host')).map((e) => e.path)).toContain('.env');
+  });
+
+  test('a README.md or LICENSE that is a symlink is refused, not followed', async () => {
+    for (const doc of ['README.md', 'LICENSE']) {
+      const project = tempDir();
+      writeTree(join(project, 'host'), { 'a.txt': 'a' });
+      writeFileSync(join(project, 'secret'), 'id_ed25519 contents');
+      symlinkSync('secret', join(project, doc));
+      const payload = join(tempDir(), 'payload');
+      mkdirSync(payload);
+      const err = await refusal(stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary: fakeHostBinary() }, payload));
+      expect(err.code).toBe('INPUT');
+      expect(err.message).toContain(`${doc} is a symlink`);
+      expect(existsSync(join(payload, doc))).toBe(false);
+    }
+  });
+
+  // Hard links cannot cross file systems, so staging copies; /dev/shm is a tmpfs where there is one.
+  const otherFs = existsSync('/dev/shm') && statSync('/dev/shm').dev !== statSync(tempDir()).dev;
+  test.skipIf(!otherFs)('across file systems: files are copied with their modes, and a symlink source is refused, not followed', async () => {
+    const project = tempDir();
+    writeTree(join(project, 'host'), SMALL_HOST_TREE);
+    const elsewhere = mkdtempSync('/dev/shm/cai-stage-');
+    try {
+      const payload = join(elsewhere, 'payload');
+      mkdirSync(payload);
+      await stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary: fakeHostBinary() }, payload);
+      expect(statSync(join(payload, 'host/utils/health.sh')).mode & 0o777).toBe(0o755);
+      expect(readFileSync(join(payload, 'host/utils/health.sh'), 'utf8')).toBe('#!/bin/sh\necho healthy\n');
+
+      const linked = join(project, 'containai-host');
+      symlinkSync(fakeHostBinary(), linked);
+      const payload2 = join(elsewhere, 'payload2');
+      mkdirSync(payload2);
+      const err = await refusal(stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary: linked }, payload2));
+      expect(err.message).toContain('it is a symlink');
+      expect(existsSync(join(payload2, 'tools/containai-host'))).toBe(false);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 
   test('a project without README.md or LICENSE ships without them', async () => {

@@ -120,6 +120,12 @@ describe('attestations from a test CA', () => {
     expect(e.message).toContain('(--repo)');
   });
 
+  test('a certificate-signed message signature (cosign sign-blob) is not an attestation: no predicate to check', async () => {
+    const e = await refusal(verify(attest([ca.attestBlob(ARTIFACT)])));
+    expect(e.code).toBe('VERIFY');
+    expect(e.message).toContain('an attestation must be an in-toto DSSE statement; its predicate type cannot be checked');
+  });
+
   test('an attestation needs a named signer', async () => {
     const e = await refusal(verify(attest([ca.attest(digest)]), policy({ repo: undefined })));
     expect(e.message).toContain('--repo, --owner or --signer-workflow');
@@ -269,6 +275,13 @@ describe('unpacked bundles', () => {
     expect(v.kind).toBe('attestation');
   });
 
+  test('a certificate-signed message signature is refused in attestation.intoto.jsonl and payload.sigstore.json', async () => {
+    for (const member of ['attestation.intoto.jsonl', 'payload.sigstore.json'] as const) {
+      const e = await refusal(verifyBundleMembers(members({ [member]: attest([ca.attestBlob(ARTIFACT)]) }), policy()));
+      expect(e.message).toContain('an attestation must be an in-toto DSSE statement');
+    }
+  });
+
   test('a payload that does not match payload.sha256 is refused before any signature is read', async () => {
     const b = members({ 'attestation.intoto.jsonl': file('not even json') });
     b.members['payload.sha256'] = file(`${'0'.repeat(64)}  payload.tar.gz\n`);
@@ -341,6 +354,15 @@ describe('signing keys', () => {
       loadSigningKey('env://COSIGN_KEY', { COSIGN_KEY: await cosignEncryptedPem(pair, password), COSIGN_PASSWORD: password }),
     ]);
     expect(new Set(ids.map((k) => k.keyId)).size).toBe(1);
+  });
+
+  test('a key pasted as --key (not a path or env://VAR) is refused without echoing it', async () => {
+    const pem = makeKeyPair('ecdsa').privatePem;
+    const e = await refusal(loadSigningKey(pem));
+    expect(e.code).toBe('USAGE');
+    expect(e.message).toContain('--key holds key material');
+    expect(`${e.message} ${e.hint}`).not.toContain(pem.split('\n')[1] as string);
+    expect(e.hint).toContain('env://VAR');
   });
 
   test('a wrong COSIGN_PASSWORD is one clear line', async () => {

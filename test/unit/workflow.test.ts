@@ -43,6 +43,18 @@ describe('.github/workflows/release.yml', () => {
     expect(publish).not.toContain('id-token: write');
   });
 
+  test('a job that can sign installs dependencies without running their install scripts', () => {
+    const jobs = text.split(/\n  (?=[a-z-]+:\n)/).filter((job) => /id-token: write|attestations: write/.test(job));
+    expect(jobs.length).toBeGreaterThan(0);
+    for (const job of jobs) {
+      const installs = [...job.matchAll(/\b(?:npm|pnpm|yarn|bun) (?:ci|install|i|add)\b[^\n]*/g)].map((m) => m[0]);
+      expect(installs.length).toBeGreaterThan(0);
+      for (const line of installs) expect(line).toContain('--ignore-scripts');
+      // npm run/exec would run the placeholder bun binary, which needs the skipped postinstall.
+      expect(job).not.toMatch(/\bnpm (?:run|exec|x)\b|\bnpx\b/);
+    }
+  });
+
   test('every action is pinned to a full commit sha', () => {
     const uses = [...text.matchAll(/uses: (\S+)/g)].map((m) => m[1] as string);
     expect(uses.length).toBeGreaterThan(5);
