@@ -44,7 +44,7 @@ export class PayloadSumsReader {
   /** The payload's next compressed bytes. Copied while they are needed: the caller may reuse its buffer. */
   write(chunk: Uint8Array): void {
     if (this.outcome) return;
-    this.chunks.push(Uint8Array.from(chunk));
+    this.chunks.push(chunk.slice());
     this.bytes += chunk.length;
     if (this.bytes >= this.nextTry) {
       this.attempt(false);
@@ -86,7 +86,7 @@ export class PayloadSumsReader {
           if (header.size > MAX_SUMS_BYTES) throw new Error(`${SUMS_FILE} declares ${header.size} bytes (at most ${MAX_SUMS_BYTES})`);
           const parts: Uint8Array[] = [];
           sums = parts;
-          return { write: (chunk) => void parts.push(Uint8Array.from(chunk)), end: () => void (whole = true) };
+          return { write: (chunk) => void parts.push(chunk.slice()), end: () => void (whole = true) };
         },
       },
       MAX_WINDOW_BYTES,
