@@ -43,6 +43,8 @@ const median = (xs: number[]) => {
 };
 
 const root = tempDir('cai-bench-health-');
+// The verification stamp goes to a folder of the bench, not /var/lib/containai.
+const stateDir = tempDir('cai-bench-state-');
 try {
   const dockerd = await startDockerd();
   handInstall(root, { hostBinary: binaryPath('containai-host') });
@@ -51,7 +53,7 @@ try {
   const pathDir = join(root, '.bin');
   Bun.spawnSync(['mkdir', '-p', pathDir]);
   Bun.spawnSync(['ln', '-s', requireService('docker', 'docker.io'), join(pathDir, 'docker')]);
-  const env = { DOCKER_HOST: dockerd.dockerHost, PATH: pathDir, NO_COLOR: '1', HOME: root };
+  const env = { DOCKER_HOST: dockerd.dockerHost, PATH: pathDir, NO_COLOR: '1', HOME: root, CONTAINAI_STATE_DIR: stateDir };
 
   const report = await timeRuns([tool, 'check-health', '--offline', '--json', '--install-root', root], env, [0]);
   const start = await timeRuns([tool, '--version'], env, [0]);
@@ -66,4 +68,5 @@ try {
 } finally {
   await stopAllServices();
   rmSync(root, { recursive: true, force: true });
+  rmSync(stateDir, { recursive: true, force: true });
 }
