@@ -40,7 +40,7 @@ async function resolveCommand(root: AnyCommand, argv: string[]): Promise<Resolve
     if (word === undefined) break;
     const next = (subCommands as Record<string, unknown>)[word];
     if (!next) {
-      throw usageError(`unknown command "${[...path, word].join(' ')}"`, `run with --help to list the commands`);
+      throw usageError(describeCommand(path, Object.keys(subCommands)), `run with --help to list the commands`);
     }
     parent = command;
     command = await resolve(next as AnyCommand);
@@ -48,6 +48,14 @@ async function resolveCommand(root: AnyCommand, argv: string[]): Promise<Resolve
     path.push(word);
   }
   return { command, parent, rest, path };
+}
+
+/**
+ * The word itself is never printed: it may be a flag's value taken for a command (a password before
+ * the sub-command), and whoever typed it knows it. The commands that exist are.
+ */
+function describeCommand(path: string[], known: string[]): string {
+  return `unknown command${path.length ? ` after "${path.join(' ')}"` : ''} (the word is not shown): expected one of ${known.join(', ')}`;
 }
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

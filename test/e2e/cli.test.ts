@@ -45,7 +45,8 @@ describe.each(BINARIES)('%s', (bin) => {
   test('an unknown command is a usage error (exit 2) without a stack', async () => {
     const r = await run(bin, ['no-such-command']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('unknown command "no-such-command"');
+    expect(r.stderr).toContain('unknown command (the word is not shown): expected one of ');
+    expect(r.stderr).toContain(bin === 'containai-build' ? 'package' : 'install');
     expectNoStack(r.stderr);
   });
 });
@@ -74,6 +75,16 @@ describe('usage errors', () => {
     expect(named.code).toBe(2);
     expect(named.stderr).toContain('unknown flag --passwrod');
     expect(named.stderr).not.toContain('SECRETSECRET');
+  });
+
+  test('a flag value taken for a command word (a password before the sub-command) is not echoed', async () => {
+    const r = await build(['images', '--password', 'Hunter2Secret!', 'push', '--json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown command after "images" (the word is not shown): expected one of build, push');
+    for (const out of [r.stderr, r.stdout]) expect(out).not.toContain('Hunter2Secret');
+    const lower = await build(['images', '--password', 'hunter', 'push']);
+    expect(lower.code).toBe(2);
+    expect(lower.stderr).not.toContain('hunter');
   });
 
   test('--json failure still prints one JSON document on stdout', async () => {
