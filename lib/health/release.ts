@@ -18,42 +18,12 @@
 import { ContainaiError } from '../errors.ts';
 import { assertLayoutFolders } from '../release/guard.ts';
 import { installLayout } from '../release/layout.ts';
-import type { InstallRecord } from '../release/record.ts';
+import { DEFAULT_RECORD_POLICY, policyFromRecord } from '../release/record-policy.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
-import { trustDirFiles } from '../trust/roots.ts';
 import type { HealthCheck, HealthContext } from './types.ts';
-
-/**
- * The policy to verify the kept bundle under when no policy flag was given.
- * Throws (VERIFY) for an UNSIGNED record on a host whose trust dir pins keys or roots.
- */
-export function policyFromRecord(record: InstallRecord, defaults: TrustPolicy): TrustPolicy {
-  const { signer } = record;
-  if (signer === 'UNSIGNED') {
-    const pinned = [...trustDirFiles(defaults.trustDir, '.pub'), ...trustDirFiles(defaults.trustDir, '.json')];
-    if (pinned.length > 0) {
-      throw new ContainaiError('VERIFY', `install.json says ${record.version} was installed UNSIGNED, but the trust dir ${defaults.trustDir} pins ${pinned.length} key${pinned.length === 1 ? '' : 's'} or root${pinned.length === 1 ? '' : 's'}: install.json alone cannot make an unsigned release acceptable here`, {
-        hint: 'install a signed release, or pass the policy flags (--allow-unsigned, development only) to accept it',
-      });
-    }
-    return { ...defaults, allowUnsigned: true };
-  }
-  if (signer.kind === 'key') return { ...defaults, allowUnsigned: false };
-  if (signer.workflow) return { ...defaults, signerWorkflow: signer.workflow, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
-  return { ...defaults, repo: signer.sourceRepository ?? record.repo, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
-}
 
 /** How old the last full verification may be before check-health hashes everything again. */
 export const FULL_VERIFY_EVERY_MS = 24 * 60 * 60 * 1000;
-
-export const DEFAULT_RECORD_POLICY: TrustPolicy = {
-  certOidcIssuer: 'https://token.actions.githubusercontent.com',
-  predicateType: 'https://slsa.dev/provenance/v1',
-  trustedRootFiles: [],
-  keyFiles: [],
-  publicGood: true,
-  allowUnsigned: false,
-};
 
 async function isProd(ctx: HealthContext): Promise<boolean> {
   return ctx.profile().then((p) => p.PROFILE === 'prod', () => false);

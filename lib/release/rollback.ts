@@ -12,7 +12,6 @@
  * one atomic exchange where Linux allows it (lib/fs/exchange.ts).
  */
 import { ContainaiError, describeCause } from '../errors.ts';
-import { DEFAULT_RECORD_POLICY, policyFromRecord } from '../health/release.ts';
 import { pointLink, readReleaseLink, removeLink, swapCurrentAndPrevious } from './activate.ts';
 import { removeLeftovers } from './cleanup.ts';
 import { appendEvent } from './events.ts';
@@ -20,6 +19,7 @@ import { verifyInstalledRelease } from './installed.ts';
 import { CURRENT_LINK, installLayout, PREVIOUS_LINK, versionOfDir } from './layout.ts';
 import { acquireLock } from './lock.ts';
 import { readInstallRecord } from './record.ts';
+import { DEFAULT_RECORD_POLICY, policyFromRecord } from './record-policy.ts';
 import type { ReleasePolicy } from './trust.ts';
 
 export interface RollbackResult {

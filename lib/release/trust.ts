@@ -96,3 +96,4 @@ export async function verifyKeptBundle(
     await rm(work, { recursive: true, force: true });
   }
 }
+

@@ -1,9 +1,9 @@
-/** lib/health/release.ts policyFromRecord: what install.json (writable by whoever can write the install root) may decide. */
+/** lib/release/record-policy.ts policyFromRecord: what install.json (writable by whoever can write the install root) may decide. */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_RECORD_POLICY, policyFromRecord } from '../../lib/health/release.ts';
+import { DEFAULT_RECORD_POLICY, policyFromRecord } from '../../lib/release/record-policy.ts';
 import type { InstallRecord } from '../../lib/release/record.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-health-policy-'));

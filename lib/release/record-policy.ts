@@ -1,0 +1,43 @@
+/**
+ * The trust policy an install record implies, for check-health and rollback
+ * run without policy flags: the signer install.json recorded (its workflow SAN
+ * with ref, or its repository; a key signature checks against the trust dir's
+ * pinned keys). install.json lies under the install root, so it never makes
+ * an unsigned release acceptable on a host whose trust dir pins a key or a
+ * root. Kept apart from lib/release/trust.ts so that deciding a policy does not
+ * load the verifier.
+ */
+import { ContainaiError } from '../errors.ts';
+import type { TrustPolicy } from '../trust/policy.ts';
+import { trustDirFiles } from '../trust/roots.ts';
+import type { InstallRecord } from './record.ts';
+
+/** The defaults a policy taken from install.json starts from (GitHub Actions OIDC, SLSA provenance, the public-good root). */
+export const DEFAULT_RECORD_POLICY: TrustPolicy = {
+  certOidcIssuer: 'https://token.actions.githubusercontent.com',
+  predicateType: 'https://slsa.dev/provenance/v1',
+  trustedRootFiles: [],
+  keyFiles: [],
+  publicGood: true,
+  allowUnsigned: false,
+};
+
+/**
+ * The policy to verify the kept bundle under when no policy flag was given.
+ * Throws (VERIFY) for an UNSIGNED record on a host whose trust dir pins keys or roots.
+ */
+export function policyFromRecord(record: InstallRecord, defaults: TrustPolicy): TrustPolicy {
+  const { signer } = record;
+  if (signer === 'UNSIGNED') {
+    const pinned = [...trustDirFiles(defaults.trustDir, '.pub'), ...trustDirFiles(defaults.trustDir, '.json')];
+    if (pinned.length > 0) {
+      throw new ContainaiError('VERIFY', `install.json says ${record.version} was installed UNSIGNED, but the trust dir ${defaults.trustDir} pins ${pinned.length} key${pinned.length === 1 ? '' : 's'} or root${pinned.length === 1 ? '' : 's'}: install.json alone cannot make an unsigned release acceptable here`, {
+        hint: 'install a signed release, or pass the policy flags (--allow-unsigned, development only) to accept it',
+      });
+    }
+    return { ...defaults, allowUnsigned: true };
+  }
+  if (signer.kind === 'key') return { ...defaults, allowUnsigned: false };
+  if (signer.workflow) return { ...defaults, signerWorkflow: signer.workflow, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
+  return { ...defaults, repo: signer.sourceRepository ?? record.repo, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
+}
