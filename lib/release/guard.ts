@@ -8,16 +8,13 @@
  * tests and local demos.
  */
 import { lstat, realpath, readFile } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ContainaiError } from '../errors.ts';
+import { isUnder } from '../fs/paths.ts';
 import type { InstallLayout } from './layout.ts';
 
 const HOME_ROOTS = ['/home', '/root'];
 const STICKY = 0o1000;
-
-function isUnder(path: string, parent: string): boolean {
-  return path === parent || path.startsWith(parent.endsWith(sep) ? parent : parent + sep);
-}
 
 /** Home folders of login users (uid 0 or ≥ 1000) from /etc/passwd, besides /home and /root. */
 async function homeFolders(): Promise<string[]> {

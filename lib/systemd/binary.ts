@@ -7,9 +7,10 @@
  * under the root too.
  */
 import { realpathSync, statSync } from 'node:fs';
-import { resolve, sep } from 'node:path';
+import { resolve } from 'node:path';
 import { ContainaiError, describeCause } from '../errors.ts';
-import { trustDirFiles } from '../trust/roots.ts';
+import { isUnder } from '../fs/paths.ts';
+import { trustDirFiles } from '../trust/trust-dir.ts';
 import { DEFAULT_OIDC_ISSUER, DEFAULT_PREDICATE_TYPE, namesSigner, type TrustPolicy } from '../trust/policy.ts';
 import { assertUnitSafePath } from './units.ts';
 
@@ -24,15 +25,11 @@ function realOrResolved(path: string): string {
   }
 }
 
-function isInside(path: string, root: string): boolean {
-  return path === root || path.startsWith(root.endsWith(sep) ? root : `${root}${sep}`);
-}
-
 /** Refuses a path that is, or resolves to, something under the install root. */
 function assertOutsideRoot(path: string, installRoot: string, what: string, hint: string): void {
   const roots = [resolve(installRoot), realOrResolved(installRoot)];
   const paths = [resolve(path), realOrResolved(path)];
-  if (paths.some((p) => roots.some((r) => isInside(p, r)))) {
+  if (paths.some((p) => roots.some((r) => isUnder(p, r)))) {
     throw new ContainaiError('INPUT', `${what} ${path} is inside the install root ${installRoot}: whoever can write there would decide what the timer runs as root`, { hint });
   }
 }
