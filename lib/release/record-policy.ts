@@ -9,7 +9,7 @@
  */
 import { ContainaiError } from '../errors.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
-import { trustDirFiles } from '../trust/roots.ts';
+import { trustDirFiles } from '../trust/trust-dir.ts';
 import type { InstallRecord } from './record.ts';
 
 /** The defaults a policy taken from install.json starts from (GitHub Actions OIDC, SLSA provenance, the public-good root). */

@@ -4,15 +4,14 @@
  * network is needed), roots named with --trusted-root, and roots pinned in
  * the trust dir. A trusted_root.json shipped inside a bundle is never here.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toTrustMaterial, Verifier, type TrustMaterial } from '@sigstore/verify';
 // Imported as JSON so `bun build --compile` embeds it; decoded only when used.
 import seeds from '@sigstore/tuf/seeds.json' with { type: 'json' };
 import { ContainaiError, describeCause } from '../errors.ts';
 import type { TrustPolicy } from './policy.ts';
+import { trustDirFiles } from './trust-dir.ts';
 
 const PUBLIC_GOOD_TUF = 'https://tuf-repo-cdn.sigstore.dev';
 const TRUSTED_ROOT_MEDIA = /^application\/vnd\.dev\.sigstore\.trustedroot(\.v\d+\.\d+)?\+json(;version=\d+\.\d+)?$/;
@@ -66,31 +65,6 @@ async function readTrustedRootFile(path: string): Promise<NamedRoot> {
     throw new ContainaiError('NOT_FOUND', `cannot read trusted root ${path}: ${describeCause(err)}`, { cause: err });
   }
   return { name: path, root: parseTrustedRoot(text, path) };
-}
-
-/**
- * Files pinned in the trust dir, by extension. A missing dir pins nothing. When
- * running as root, a file someone else could have written is refused: it would
- * let that user decide what root installs.
- */
-export function trustDirFiles(dir: string | undefined, ext: '.json' | '.pub'): string[] {
-  if (!dir || !existsSync(dir)) return [];
-  const asRoot = process.getuid?.() === 0;
-  const files = readdirSync(dir)
-    .filter((name) => name.endsWith(ext) && !name.startsWith('.'))
-    .sort()
-    .map((name) => join(dir, name));
-  if (asRoot) {
-    for (const path of [dir, ...files]) {
-      const st = statSync(path);
-      if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
-        throw new ContainaiError('PERMISSION', `${path} is not owned by root or is writable by others; refusing to trust it`, {
-          hint: `chown root:root ${path} && chmod go-w ${path}`,
-        });
-      }
-    }
-  }
-  return files;
 }
 
 /** Every root the policy trusts, in order: public good, --trusted-root, the trust dir. */

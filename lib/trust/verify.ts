@@ -31,7 +31,8 @@ import {
   sameUri,
   type TrustPolicy,
 } from './policy.ts';
-import { rootVerifier, trustDirFiles, trustedRoots, type RootVerifier } from './roots.ts';
+import { rootVerifier, trustedRoots, type RootVerifier } from './roots.ts';
+import { trustDirFiles } from './trust-dir.ts';
 
 export interface Verdict {
   kind: 'attestation' | 'key' | 'unsigned';
