@@ -55,6 +55,21 @@ describe('.github/workflows/release.yml', () => {
     }
   });
 
+  test('the Node it sets up meets the engines of every locked package the release job installs', () => {
+    const range = /node-version: '\^(\d+\.\d+\.\d+)'/.exec(text)?.[1];
+    expect(range).toBeDefined();
+    const lock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { engines?: { node?: string }; dev?: boolean; optional?: boolean }>;
+    };
+    const unmet = Object.entries(lock.packages)
+      .filter(([path, pkg]) => path !== '' && typeof pkg.engines?.node === 'string')
+      .filter(([, pkg]) => !Bun.semver.satisfies(range as string, pkg.engines!.node!))
+      .map(([path, pkg]) => `${path} (${pkg.engines!.node})`);
+    expect(unmet).toEqual([]);
+    // The check is live: Node 20 would not meet @sigstore's engines.
+    expect(Bun.semver.satisfies('20.19.0', lock.packages['node_modules/@sigstore/verify']!.engines!.node!)).toBe(false);
+  });
+
   test('every action is pinned to a full commit sha', () => {
     const uses = [...text.matchAll(/uses: (\S+)/g)].map((m) => m[1] as string);
     expect(uses.length).toBeGreaterThan(5);
