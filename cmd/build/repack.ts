@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { archiveMtime } from '../../lib/archive/write.ts';
 import { checkPayloadHash, unpackBundle } from '../../lib/bundle/read.ts';
 import { checkMember, writeBundle } from '../../lib/bundle/write.ts';
-import { assertSafeVersion, bundleFileName, type BundleMember } from '../../lib/bundle/layout.ts';
+import { assertSafeVersion, bundleFileName, type Format1Member } from '../../lib/bundle/layout.ts';
 import { log, printJson } from '../../lib/cli/output.ts';
 import { usageError } from '../../lib/errors.ts';
 import { assertReleaseMatchesBundle, requireBundle, workFolder } from '../../lib/payload/repack.ts';
@@ -35,7 +35,7 @@ export default defineCommand({
     const outDir = resolve(args.out);
     const bundlePath = await requireBundle(outDir, version);
     const work = workFolder(outDir, version);
-    let members: Partial<Record<BundleMember, string>>;
+    let members: Partial<Record<Format1Member, string>>;
     let payloadSha256: string;
     try {
       const bundle = await unpackBundle(bundlePath, work);

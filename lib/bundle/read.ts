@@ -14,17 +14,17 @@ import { quote } from '../archive/policy.ts';
 import { archiveError, type EntrySink, readTarGz, type TarHeader } from '../archive/tar.ts';
 import { sha256File, parseSingleSum } from '../digest.ts';
 import { ContainaiError, describeCause, isContainaiError } from '../errors.ts';
-import { BUNDLE_MEMBERS, type BundleMember, isBundleMember, PAYLOAD_ARCHIVE, PAYLOAD_SHA256, REQUIRED_MEMBERS } from './layout.ts';
+import { FORMAT1_MEMBERS, type Format1Member, isFormat1Member, PAYLOAD_ARCHIVE, PAYLOAD_SHA256, FORMAT1_REQUIRED } from './layout.ts';
 import { type PayloadSums, PayloadSumsReader } from './payload-sums.ts';
 
 export interface UnpackedBundle {
   dir: string;
   /** Absolute path of each member the bundle holds (payload.tar.gz's only when it was written). */
-  members: Partial<Record<BundleMember, string>>;
+  members: Partial<Record<Format1Member, string>>;
   /** Set when payload.tar.gz was hashed as it passed and not written (UnpackOptions.hashPayloadOnly). */
   payloadNotWritten?: true;
   /** Hex SHA-256 of each member, computed while it was written. */
-  sha256?: Partial<Record<BundleMember, string>>;
+  sha256?: Partial<Record<Format1Member, string>>;
   /** The copy asked for with keepCopy: the bundle's bytes exactly as they were read, and their SHA-256. */
   copy?: { path: string; sha256: string; bytes: number };
   /** payload/SHA256SUMS as the payload's bytes passed (UnpackOptions.readPayloadSums). */
@@ -56,7 +56,7 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 /** The largest each member can legitimately be (a cosign binary is ~100 MB; the payload is bounded by the payload limits). */
-export const MEMBER_LIMITS: Readonly<Record<BundleMember, number>> = {
+export const MEMBER_LIMITS: Readonly<Record<Format1Member, number>> = {
   'payload.tar.gz': PAYLOAD_LIMITS.maxTotalBytes,
   'payload.sha256': 4 * KiB,
   'attestation.intoto.jsonl': 64 * MiB,
@@ -83,9 +83,9 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
     });
   }
   let pool: HashPool | undefined;
-  const members: Partial<Record<BundleMember, string>> = {};
-  const seen = new Set<BundleMember>();
-  const sha256: Partial<Record<BundleMember, string>> = {};
+  const members: Partial<Record<Format1Member, string>> = {};
+  const seen = new Set<Format1Member>();
+  const sha256: Partial<Record<Format1Member, string>> = {};
   let openFd: number | undefined;
   let current = '';
   let copyFd: number | undefined;
@@ -98,9 +98,9 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
       current = header.path;
       const name = header.path;
       const q = quote(name);
-      if (!isBundleMember(name)) {
+      if (!isFormat1Member(name)) {
         const why = name.includes('/') ? 'is a nested path; a bundle is flat' : 'is not a member SPEC names';
-        throw archiveError(`${label}: ${q} ${why} (allowed: ${BUNDLE_MEMBERS.join(', ')})`, BUNDLE_HINT);
+        throw archiveError(`${label}: ${q} ${why} (allowed: ${FORMAT1_MEMBERS.join(', ')})`, BUNDLE_HINT);
       }
       if (header.kind !== 'file') throw archiveError(`${label}: member ${q} is a ${header.kind}, not a regular file`, BUNDLE_HINT);
       if (seen.has(name)) throw archiveError(`${label}: member ${q} appears twice`, BUNDLE_HINT);
@@ -178,7 +178,7 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
     });
     finishCopy?.();
     await hashing?.finish();
-    const missing = REQUIRED_MEMBERS.filter((m) => !seen.has(m));
+    const missing = FORMAT1_REQUIRED.filter((m) => !seen.has(m));
     if (missing.length > 0) throw archiveError(`${label}: the bundle lacks ${missing.join(' and ')}`, BUNDLE_HINT);
     return { dir: dest, members, sha256, copy, payloadSums, ...(options.hashPayloadOnly ? { payloadNotWritten: true as const } : {}) };
   } catch (err) {

@@ -9,20 +9,20 @@ import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { type ArchiveEntry, writeTarGzUnhashed } from '../archive/write.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
-import { type BundleMember, isBundleMember, REQUIRED_MEMBERS } from './layout.ts';
+import { type Format1Member, isFormat1Member, FORMAT1_REQUIRED } from './layout.ts';
 
 /** Members that are programs keep their executable bit; the rest are data. */
-const EXECUTABLE_MEMBERS: readonly BundleMember[] = ['cosign'];
+const EXECUTABLE_MEMBERS: readonly Format1Member[] = ['cosign'];
 
 export async function writeBundle(
   outPath: string,
-  members: Partial<Record<BundleMember, string>>,
+  members: Partial<Record<Format1Member, string>>,
   options: { mtime: number },
 ): Promise<void> {
-  const given = Object.entries(members).filter((e): e is [BundleMember, string] => typeof e[1] === 'string');
-  const missing = REQUIRED_MEMBERS.filter((m) => !members[m]);
+  const given = Object.entries(members).filter((e): e is [Format1Member, string] => typeof e[1] === 'string');
+  const missing = FORMAT1_REQUIRED.filter((m) => !members[m]);
   if (missing.length > 0) throw new ContainaiError('INTERNAL', `a bundle needs ${missing.join(' and ')}`);
-  const unknown = given.map(([name]) => name).filter((name) => !isBundleMember(name));
+  const unknown = given.map(([name]) => name).filter((name) => !isFormat1Member(name));
   if (unknown.length > 0) throw new ContainaiError('INTERNAL', `not a bundle member: ${unknown.join(', ')}`);
   for (const [name, path] of given) await checkMember(name, path);
 
@@ -40,7 +40,7 @@ export async function writeBundle(
 const jsonObject = z.record(z.string(), z.unknown());
 
 /** A member must be a readable regular file; the JSON members must parse, so a truncated download is caught here. */
-export async function checkMember(name: BundleMember, path: string): Promise<void> {
+export async function checkMember(name: Format1Member, path: string): Promise<void> {
   let info;
   try {
     info = await stat(path);
@@ -69,7 +69,7 @@ async function jsonProblem(path: string): Promise<string | undefined> {
 }
 
 /** attestation.intoto.jsonl: one Sigstore bundle per line, as `gh attestation download` writes it. */
-async function checkJsonLines(name: BundleMember, path: string): Promise<void> {
+async function checkJsonLines(name: Format1Member, path: string): Promise<void> {
   const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
   let number = 0;
   let count = 0;

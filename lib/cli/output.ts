@@ -46,3 +46,16 @@ export function printJson(doc: unknown): void {
 export function jsonWasPrinted(): boolean {
   return printedJson;
 }
+
+/**
+ * The result a person asked for (a status, a verdict, an install's summary): stdout, as gh and
+ * systemctl print theirs, so it pipes into grep. Progress and logs stay on stderr (log()).
+ * With --json the one JSON document is the result, and this prints nothing.
+ */
+export function printResult(text: string, options: { json?: boolean } = {}): void {
+  if (options.json) {
+    process.stderr.write(redact(text) + '\n');
+    return;
+  }
+  process.stdout.write(redact(text) + '\n');
+}

@@ -10,7 +10,7 @@ import { archiveMtime, writeTarGz } from '../archive/write.ts';
 import { checkMember, writeBundle } from '../bundle/write.ts';
 import {
   bundleFileName,
-  type BundleMember,
+  type Format1Member,
   PAYLOAD_ARCHIVE,
   PAYLOAD_SHA256,
   PAYLOAD_TOP,
@@ -29,7 +29,7 @@ import { writePayloadSums } from './sums.ts';
 export type SbomSource = { kind: 'file'; path: string } | { kind: 'syft' } | { kind: 'skip' };
 
 /** The members a release may carry beyond the payload and its hash (given to package or repack). */
-export type ExtraMember = Extract<BundleMember, 'attestation.intoto.jsonl' | 'cosign' | 'trusted_root.json'>;
+export type ExtraMember = Extract<Format1Member, 'attestation.intoto.jsonl' | 'cosign' | 'trusted_root.json'>;
 
 export interface ReleaseInput {
   version: string;

@@ -12,7 +12,7 @@ import { constants } from 'node:fs';
 import { link, lstat, mkdir, open, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ArchiveEntry } from '../archive/write.ts';
-import { HOST_TOOL, PAYLOAD_TOP, TOOLS_DIR } from '../bundle/layout.ts';
+import { FORMAT1_HOST_TOOL, PAYLOAD_TOP, FORMAT1_TOOLS_DIR } from '../bundle/layout.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { scanTree } from './tree.ts';
 
@@ -63,8 +63,8 @@ export async function stagePayload(sources: PayloadSources, payloadDir: string):
     }
     if (info?.isFile()) await linkOrCopy(source, join(payloadDir, doc));
   }
-  await mkdir(join(payloadDir, TOOLS_DIR));
-  await linkOrCopy(sources.hostBinary, join(payloadDir, HOST_TOOL));
+  await mkdir(join(payloadDir, FORMAT1_TOOLS_DIR));
+  await linkOrCopy(sources.hostBinary, join(payloadDir, FORMAT1_HOST_TOOL));
 }
 
 async function linkOrCopy(source: string, target: string): Promise<void> {
@@ -128,7 +128,7 @@ export async function payloadEntries(payloadDir: string): Promise<ArchiveEntry[]
       if (e.type === 'directory') return { path, type: 'directory', mode: 0o755 };
       if (e.type === 'symlink') return { path, type: 'symlink', mode: 0o777, linkTarget: e.linkTarget };
       // The host tool is a program whatever mode the file it came from had.
-      const executable = e.path === HOST_TOOL || (e.mode & 0o111) !== 0;
+      const executable = e.path === FORMAT1_HOST_TOOL || (e.mode & 0o111) !== 0;
       return { path, type: 'file', source: e.absolute, mode: executable ? 0o755 : 0o644 };
     }),
   ];

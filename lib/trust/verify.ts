@@ -20,7 +20,7 @@ import { PAYLOAD_ARCHIVE } from '../bundle/layout.ts';
 import { checkPayloadHash, type UnpackedBundle } from '../bundle/read.ts';
 import { sha256File } from '../digest.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
-import { parseStatement, readBundles, subjectMatches, type ArtifactDigests, type ParsedBundle } from './attestation.ts';
+import { parseBundles, parseStatement, readBundles, subjectMatches, type ArtifactDigests, type ParsedBundle } from './attestation.ts';
 import { certificateIdentity, repoName, type CertificateIdentity } from './certificate.ts';
 import { readPinnedKey, type PinnedKey } from './keys.ts';
 import {
@@ -79,22 +79,30 @@ export class PayloadBytesNeeded extends Error {
  * a stamp claims. ECDSA key signatures are checked against it.
  */
 interface Artifact extends ArtifactDigests {
-  /** Where its bytes are; undefined when only its digest was kept (hashPayloadOnly). */
+  /** Where its bytes are; undefined when only its digest was kept (hashPayloadOnly) or they are in memory. */
   path: string | undefined;
+  /** Its bytes, when it is small and in memory (SHA256SUMS): never read again from disk. */
+  bytes?: Uint8Array;
 }
 
-function artifactFrom(path: string | undefined, sha256: string): Artifact {
+function artifactFrom(path: string | undefined, sha256: string, bytes?: Uint8Array): Artifact {
   let sha512: Promise<string> | undefined;
   return {
     path,
+    bytes,
     sha256,
-    sha512: () => (sha512 ??= hashFile(artifactPath({ path }), 'sha512')),
+    sha512: () => (sha512 ??= bytes ? Promise.resolve(createHash('sha512').update(bytes).digest('hex')) : hashFile(artifactPath({ path }), 'sha512')),
   };
 }
 
 function artifactPath(artifact: { path: string | undefined }): string {
   if (artifact.path === undefined) throw new PayloadBytesNeeded();
   return artifact.path;
+}
+
+/** The artifact's bytes, from memory or its file. */
+async function artifactBytes(artifact: Artifact): Promise<Uint8Array> {
+  return artifact.bytes ?? (await readFile(artifactPath(artifact)));
 }
 
 async function hashFile(path: string, algorithm: string): Promise<string> {
@@ -136,6 +144,68 @@ export async function verifyArtifact(input: VerifyInput, policy: TrustPolicy): P
   if (input.signaturePath) candidates.push(...(await readBundles(input.signaturePath)));
   const sha256 = await sha256FileOrRefuse(input.artifactPath);
   return decide(candidates, artifactFrom(input.artifactPath, sha256), trust);
+}
+
+/**
+ * The signature material of a small file held in memory (SHA256SUMS, containai-host.SHA256SUMS), as
+ * a release carries it: attestation lines, a key-signed Sigstore bundle, and the bare base64
+ * signature cosign sign-blob writes. Texts as read; nothing here is trusted until verified.
+ */
+export interface BlobSignatures {
+  attestation?: string;
+  sigstoreBundle?: string;
+  /** The base64 signature (`<name>.sig`); when present it must verify too, as `cosign verify-blob --key` would check it. */
+  sig?: string;
+}
+
+/** Labels for messages: which file each piece of material came from. */
+export interface BlobLabels {
+  artifact: string;
+  attestation?: string;
+  sigstoreBundle?: string;
+  sig?: string;
+}
+
+/**
+ * Verifies a small file's bytes (never re-read from disk) against its signature material under the
+ * policy; the one entry point for the manifest and the agent sums. Material that is present must
+ * not be ignored: a .sig that no pinned key verifies fails the whole verification, even beside a
+ * Sigstore bundle that verifies (a cosign user checking the .sig would be refused too).
+ */
+export async function verifyBlob(bytes: Uint8Array, material: BlobSignatures, policy: TrustPolicy, labels: BlobLabels): Promise<Verdict> {
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const artifact = artifactFrom(undefined, sha256, bytes);
+  const trust = await trustContext(policy);
+  const candidates: ParsedBundle[] = [];
+  if (material.attestation !== undefined) candidates.push(...parseBundles(material.attestation, labels.attestation ?? 'attestation'));
+  if (material.sigstoreBundle !== undefined) candidates.push(...parseBundles(material.sigstoreBundle, labels.sigstoreBundle ?? 'signature bundle'));
+  const rawSig = material.sig === undefined ? undefined : await verifyRawSignature(material.sig, artifact, trust, labels.sig ?? `${labels.artifact}.sig`);
+  if (candidates.length === 0) {
+    if (rawSig) return rawSig;
+    if (policy.allowUnsigned) return { kind: 'unsigned', artifactSha256: sha256 };
+    throw new ContainaiError('VERIFY', `${labels.artifact} is unsigned: no attestation and no signature came with it`, {
+      hint: 'attest the release (gh attestation) or sign it (containai-build sign); --allow-unsigned accepts it for development only',
+    });
+  }
+  return decide(candidates, artifact, trust);
+}
+
+/**
+ * The bare signature: checked with every key the policy counts. Returns a key verdict when one
+ * verifies it; refuses when keys are pinned and none does. With no key to check it against (a
+ * policy of attestations only) it decides nothing either way and is left to the other material.
+ */
+async function verifyRawSignature(text: string, artifact: Artifact, trust: TrustContext, label: string): Promise<Verdict | undefined> {
+  if (trust.keys.length === 0) return undefined;
+  const signature = Buffer.from(text.trim(), 'base64');
+  for (const key of trust.keys) {
+    if (signature.length > 0 && (await verifyMessage(artifact, key, signature))) {
+      return { kind: 'key', artifactSha256: artifact.sha256, signer: { keyId: key.keyId } };
+    }
+  }
+  throw new ContainaiError('VERIFY', `${label} does not verify with any pinned key (altered, or signed by another key)`, {
+    hint: 'a signature that came with the release must verify, whatever else does: do not install it, or remove the stray .sig from the release if you made it by mistake',
+  });
 }
 
 async function sha256FileOrRefuse(path: string): Promise<string> {
@@ -373,7 +443,7 @@ async function verifyKeySigned(bundle: Bundle, artifact: Artifact, trust: TrustC
     const { messageDigest, signature } = bundle.content.messageSignature;
     checkMessageDigest(messageDigest, artifact);
     for (const key of keys) {
-      if (await verifyMessage(artifact.path, artifact.sha256, key, signature)) {
+      if (await verifyMessage(artifact, key, signature)) {
         return { kind: 'key', artifactSha256: artifact.sha256, signer: { keyId: key.keyId } };
       }
     }
@@ -399,10 +469,10 @@ async function verifyKeySigned(bundle: Bundle, artifact: Artifact, trust: TrustC
  * signature scheme, so no digest of ours can stand in for the message: its
  * bytes are read whole and verified by node:crypto.
  */
-async function verifyMessage(path: string | undefined, sha256: string, key: PinnedKey, signature: Buffer): Promise<boolean> {
+async function verifyMessage(artifact: Artifact, key: PinnedKey, signature: Buffer): Promise<boolean> {
   try {
-    if (key.algorithm === 'ed25519') return verifySignature(null, await readFile(artifactPath({ path })), key.key, signature);
-    return await verifyEcdsaDigest(key, sha256, signature);
+    if (key.algorithm === 'ed25519') return verifySignature(null, await artifactBytes(artifact), key.key, signature);
+    return await verifyEcdsaDigest(key, artifact.sha256, signature);
   } catch (err) {
     if (err instanceof PayloadBytesNeeded) throw err;
     return false;

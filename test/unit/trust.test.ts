@@ -3,7 +3,7 @@ import { afterAll, describe, expect, spyOn, test } from 'bun:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BundleMember } from '../../lib/bundle/layout.ts';
+import type { Format1Member } from '../../lib/bundle/layout.ts';
 import { unpackBundle, type UnpackedBundle } from '../../lib/bundle/read.ts';
 import { ContainaiError } from '../../lib/errors.ts';
 import type { InstallRecord } from '../../lib/release/record.ts';
@@ -266,7 +266,7 @@ describe('key signatures', () => {
 });
 
 describe('unpacked bundles', () => {
-  function members(extra: Partial<Record<BundleMember, string>> = {}): UnpackedBundle {
+  function members(extra: Partial<Record<Format1Member, string>> = {}): UnpackedBundle {
     return { dir, members: { 'payload.tar.gz': artifactPath, 'payload.sha256': file(`${digest}  payload.tar.gz\n`), ...extra } };
   }
 
