@@ -1,26 +1,34 @@
 import { defineCommand } from 'citty';
+import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { log, printJson } from '../../lib/cli/output.ts';
-import { bundleFileName, assertSafeVersion } from '../../lib/bundle/layout.ts';
+import { printJson, printResult } from '../../lib/cli/output.ts';
+import { assertSafeVersion, bundleFileName } from '../../lib/bundle/layout.ts';
 import { ContainaiError, usageError } from '../../lib/errors.ts';
 import { DEFAULT_GITHUB_URL } from '../../lib/github/download.ts';
 import { appendEvent } from '../../lib/release/events.ts';
 import { assertInstallRootAllowed, assertLayoutFolders } from '../../lib/release/guard.ts';
-import { installRelease, type BundleSource } from '../../lib/release/install.ts';
-import { verifyInstalledRelease } from '../../lib/release/installed.ts';
-import { installLayout } from '../../lib/release/layout.ts';
+import { installRelease } from '../../lib/release/install.ts';
+import { inspectInstalledRelease } from '../../lib/release/installed.ts';
+import { installLayout, isReleaseDirName, versionOfDir } from '../../lib/release/layout.ts';
 import { describeSigner } from '../../lib/release/record.ts';
+import { bundleFileSource, githubSource, type ReleaseSource } from '../../lib/release/source.ts';
+import { verifyInstalledRelease } from '../../lib/release/verify-installed.ts';
+import { didYouMeanVersion } from '../../lib/release/versions.ts';
 import { secretFromEnv } from '../../lib/secrets.ts';
-import { policyFromArgs } from '../../lib/trust/policy.ts';
+import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
 import { installRootArgs, jsonArgs, lockArgs, lockWaitMs, nonrootArgs, policyArgs, trustDirArgs } from './_release.ts';
 
 export default defineCommand({
-  meta: { name: 'install', description: 'Install a release bundle (GitHub Releases, a folder or a file), verified, and make it current.' },
+  meta: {
+    name: 'install',
+    description:
+      'Install a release (GitHub Releases, a folder or a bundle file), verified, and make it current. The manifest and its signature are verified before a byte of the payload is read; every file is checked as it is written.',
+  },
   args: {
-    version: { type: 'string', description: 'the release to install, e.g. v1.2.3', valueHint: 'V' },
+    version: { type: 'string', description: 'the release to install, e.g. v1.2.3 (required, except with --verify-only)', valueHint: 'V' },
     'asset-dir': { type: 'string', description: 'take containai-<version>.tar.gz from this folder instead of GitHub Releases', valueHint: 'DIR' },
     bundle: { type: 'string', description: 'install this bundle file instead of downloading', valueHint: 'FILE' },
-    'verify-only': { type: 'boolean', description: 'verify the current release (SHA256SUMS, the kept bundle and its signature) and change nothing' },
+    'verify-only': { type: 'boolean', description: 'verify the current release again (its kept signature, then every file, mode and link) and change nothing; with --version, that it is the current one' },
     force: { type: 'boolean', description: 'reinstall the version that is already current (into a fresh folder, switched atomically)' },
     'allow-downgrade': { type: 'boolean', description: 'install a version older than the highest one ever installed here' },
     ...installRootArgs,
@@ -32,24 +40,11 @@ export default defineCommand({
   },
   async run({ args }) {
     const policy = policyFromArgs(args);
-    if (args['verify-only']) {
-      const root = resolve(args['install-root']);
-      await assertLayoutFolders(installLayout(root));
-      const result = await verifyInstalledRelease(root, { policy });
-      const version = result.release?.version;
-      if (args.json) printJson({ ...result, release: result.release && { version, dir: result.release.dir, signer: result.release.record?.signer } });
-      if (!result.ok) {
-        await appendEvent(installLayout(root), { action: 'verify', version, outcome: 'refused', reason: result.problems.slice(0, 5).join('; ') }, { createState: false });
-        throw new ContainaiError('VERIFY', `the ${result.link} release${version ? ` ${version}` : ''} does not verify: ${result.problems.slice(0, 5).join('; ')}${result.problems.length > 5 ? `; and ${result.problems.length - 5} more` : ''}`, {
-          hint: 'reinstall it with install --force, or roll back; nothing was changed',
-        });
-      }
-      log().success(`${version} verifies: ${result.filesChecked} files match SHA256SUMS, kept bundle present, signer ${describeSigner(result.release!.record!.signer)}`);
-      return;
-    }
+    if (args['verify-only']) return verifyOnly(resolve(args['install-root']), args.version, policy, args.json === true);
 
+    if (!args.version) throw usageError('--version is required', 'name the release to install, e.g. --version v1.2.3');
     const version = assertSafeVersion(args.version);
-    const source = bundleSource(args, version);
+    const source = releaseSource(args, version);
     const installRoot = await assertInstallRootAllowed(args['install-root'], { allowNonroot: Boolean(args['allow-nonroot']) });
     const result = await installRelease({
       installRoot,
@@ -61,26 +56,61 @@ export default defineCommand({
       allowDowngrade: Boolean(args['allow-downgrade']),
       lockWaitMs: lockWaitMs(args['lock-wait']),
     });
+    const json = args.json === true;
     if (result.outcome === 'already-current') {
-      log().success(`${version} is already current and verifies (${result.verification?.filesChecked} files); nothing changed (--force reinstalls it)`);
+      printResult(`${version} is already current and verifies (${result.verification?.filesChecked} files); nothing changed (--force reinstalls it)`, { json });
     } else {
-      log().success(`${version} is current (releases/${result.dirName}, signer ${describeSigner(result.signer!)})${result.previous ? `; previous is releases/${result.previous}` : ''}`);
+      const format = result.format === 1 ? ' (first format)' : '';
+      printResult(`${version} is current (releases/${result.dirName}${format}, signer ${describeSigner(result.signer!)})${result.previous ? `; previous is releases/${result.previous}` : ''}`, { json });
     }
-    if (args.json) {
-      printJson({ ok: true, outcome: result.outcome, version, dir: join(installRoot, 'releases', result.dirName), previous: result.previous, signer: result.signer, steps: result.steps });
+    if (json) {
+      printJson({ ok: true, outcome: result.outcome, version, format: result.format, dir: join(installRoot, 'releases', result.dirName), previous: result.previous, signer: result.signer, steps: result.steps, warnings: result.warnings });
     }
   },
 });
 
-function bundleSource(args: { bundle?: string; 'asset-dir'?: string; repo?: string }, version: string): BundleSource {
+/** Where the release comes from: a bundle file, a folder of release assets, or GitHub Releases. */
+function releaseSource(args: { bundle?: string; 'asset-dir'?: string; repo?: string }, version: string): ReleaseSource {
   if (args.bundle && args['asset-dir']) throw usageError('give --bundle or --asset-dir, not both');
-  if (args.bundle) return { kind: 'file', path: resolve(args.bundle) };
-  if (args['asset-dir']) return { kind: 'file', path: resolve(args['asset-dir'], bundleFileName(version)) };
+  if (args.bundle) return bundleFileSource(resolve(args.bundle), version);
+  if (args['asset-dir']) {
+    const dir = resolve(args['asset-dir']);
+    const path = join(dir, bundleFileName(version));
+    if (!existsSync(path)) {
+      const named = (existsSync(dir) ? readdirSync(dir) : []).flatMap((n) => /^containai-(.+)\.tar\.gz$/.exec(n)?.[1] ?? []);
+      throw new ContainaiError('NOT_FOUND', `no ${bundleFileName(version)} in ${dir}${didYouMeanVersion(version, named)}`, {
+        hint: named.length ? `the folder holds ${named.slice(0, 5).join(', ')}; check --version` : 'check --asset-dir and --version',
+      });
+    }
+    return bundleFileSource(path, version);
+  }
   if (!args.repo) throw usageError('--repo OWNER/REPO is needed to download from GitHub Releases', 'or give --bundle FILE or --asset-dir DIR');
-  return {
-    kind: 'github',
-    baseUrl: process.env.CONTAINAI_GITHUB_URL || DEFAULT_GITHUB_URL,
-    repo: args.repo,
-    token: secretFromEnv('GITHUB_TOKEN'),
-  };
+  return githubSource({ baseUrl: process.env.CONTAINAI_GITHUB_URL || DEFAULT_GITHUB_URL, repo: args.repo, version, token: secretFromEnv('GITHUB_TOKEN') });
+}
+
+/** install --verify-only: the current release verified again from disk, nothing changed. */
+async function verifyOnly(root: string, version: string | undefined, policy: TrustPolicy, json: boolean): Promise<void> {
+  const layout = installLayout(root);
+  await assertLayoutFolders(layout);
+  if (version !== undefined) {
+    const state = await inspectInstalledRelease(root);
+    const current = state.current?.version;
+    if (current !== version) {
+      const installed = state.releases.filter((r) => isReleaseDirName(r.dirName)).map((r) => versionOfDir(r.dirName));
+      throw new ContainaiError('STATE', `${version} is not the current release (current is ${current ?? 'none'})${didYouMeanVersion(version, installed)}: --verify-only checks the current release`, {
+        hint: current ? `run it with --version ${current}, or without --version` : 'install a release first',
+      });
+    }
+  }
+  const result = await verifyInstalledRelease(root, { policy });
+  const release = result.release;
+  if (json) printJson({ ok: result.ok, link: result.link, filesChecked: result.filesChecked, bytesChecked: result.bytesChecked, problems: result.problems, release: release && { version: release.version, dir: release.dir, format: release.format, signer: release.record?.signer } });
+  if (!result.ok) {
+    const shown = result.problems.slice(0, 5).join('; ') + (result.problems.length > 5 ? `; and ${result.problems.length - 5} more` : '');
+    await appendEvent(layout, { action: 'verify', version: release?.version, outcome: 'refused', reason: shown }, { createState: false });
+    throw new ContainaiError('VERIFY', `the current release${release ? ` ${release.version}` : ''} does not verify: ${shown}`, {
+      hint: 'reinstall it with install --force, or roll back; nothing was changed',
+    });
+  }
+  printResult(`${release!.version} verifies: signer ${describeSigner(release!.record!.signer)}; ${result.filesChecked} files, every mode and link, match the signed manifest`, { json });
 }

@@ -18,7 +18,7 @@ export default defineCommand({
     log().info(`previous: ${status.previous ?? '(none)'}`);
     for (const r of status.releases) {
       const mark = r.current ? '*' : r.previous ? '-' : ' ';
-      log().info(`${mark} ${r.version.padEnd(16)} ${(r.installedAt ?? 'unknown time').padEnd(24)} ${formatBytes(r.bytes).padStart(10)}  ${r.signerText}${r.problem ? `  (${r.problem})` : ''}`);
+      log().info(`${mark} ${r.version.padEnd(16)} ${(r.installedAt ?? 'unknown time').padEnd(24)} ${formatBytes(r.bytes).padStart(10)}  ${r.signerText}${r.format === 1 ? '  [first format]' : ''}${r.problem ? `  (${r.problem})` : ''}`);
     }
     for (const problem of status.problems) log().warn(problem);
   },

@@ -1,19 +1,25 @@
 import { defineCommand } from 'citty';
-import { log, printJson } from '../../lib/cli/output.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { unpackBundle } from '../../lib/bundle/read.ts';
+import { extractArchive } from '../../lib/archive/extract.ts';
+import { PAYLOAD_LIMITS } from '../../lib/archive/policy.ts';
+import { PAYLOAD_ARCHIVE, PAYLOAD_TOP } from '../../lib/bundle/layout.ts';
+import { openBundleFile } from '../../lib/bundle/stream.ts';
+import { printJson, printResult } from '../../lib/cli/output.ts';
 import { usageError } from '../../lib/errors.ts';
+import { PayloadChecks } from '../../lib/manifest/payload-checks.ts';
+import { signerOf, verifyManifestSignature } from '../../lib/manifest/verify.ts';
+import { describeSigner, type Signer } from '../../lib/release/record.ts';
 import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
-import { verifyArtifact, verifyBundleMembers, type Verdict } from '../../lib/trust/verify.ts';
+import { verifyArtifact, verifyBundleMembers } from '../../lib/trust/verify.ts';
 import { jsonArgs, policyArgs, trustDirArgs } from '../_shared.ts';
 
 export default defineCommand({
   meta: {
     name: 'verify',
     description:
-      'Verify a bundle (payload.sha256, then its attestation or key signature) or any artifact against a Sigstore bundle, offline. Trust comes only from the compiled-in public-good root and what you pin.',
+      "Verify a release bundle (its manifest's signature or attestation, then every entry of the payload against the manifest, writing nothing) or any artifact against a Sigstore bundle, offline. Trust comes only from the compiled-in public-good root and what you pin.",
   },
   args: {
     bundle: { type: 'string', description: 'a release bundle, containai-<version>.tar.gz', valueHint: 'FILE' },
@@ -25,50 +31,74 @@ export default defineCommand({
   },
   async run({ args }) {
     const policy = policyFromArgs(args);
-    let verdict: Verdict;
-    let subject: string;
+    let outcome: Outcome;
     if (args.bundle && !args.artifact && !args.attestation) {
-      subject = args.bundle;
-      verdict = await verifyBundleFile(args.bundle, policy);
+      outcome = await verifyBundleFile(args.bundle, policy);
     } else if (args.artifact && args.attestation && !args.bundle) {
-      subject = args.artifact;
-      verdict = await verifyArtifact({ artifactPath: args.artifact, attestationPath: args.attestation }, policy);
+      const verdict = await verifyArtifact({ artifactPath: args.artifact, attestationPath: args.attestation }, policy);
+      outcome = { subject: args.artifact, signer: signerOf(verdict), rows: { predicate: verdict.predicateType, artifact: `sha256:${verdict.artifactSha256}`, bundle: verdict.bundleIndex === undefined ? undefined : `line ${verdict.bundleIndex + 1}` }, verdict: { ...verdict } };
     } else {
       throw usageError('give either --bundle FILE, or --artifact FILE with --attestation FILE');
     }
-    report(subject, verdict);
-    if (args.json) printJson({ ok: true, verified: subject, ...verdict });
+    printResult(describe(outcome), { json: args.json === true });
+    if (args.json) printJson({ ok: true, verified: outcome.subject, signer: outcome.signer, ...outcome.rows, ...(outcome.verdict ?? {}) });
   },
 });
 
-/** Unpacks into a private temp folder (removed after), then payload.sha256 and the signature. */
-async function verifyBundleFile(path: string, policy: TrustPolicy): Promise<Verdict> {
+interface Outcome {
+  subject: string;
+  signer: Signer;
+  rows: Record<string, string | number | undefined>;
+  verdict?: Record<string, unknown>;
+}
+
+/**
+ * A bundle of the current format: the manifest's signature under the policy, then the payload
+ * streamed through the same checks install runs, writing nothing. The first format: as before
+ * (payload.sha256, then the signature over the payload).
+ */
+async function verifyBundleFile(path: string, policy: TrustPolicy): Promise<Outcome> {
+  const opened = await openBundleFile(path);
+  try {
+    if (opened.format === 1) return await verifyFormat1Bundle(path, policy);
+    const sums = opened.members.get('SHA256SUMS') as Uint8Array;
+    const decode = (name: 'attestation.intoto.jsonl' | 'SHA256SUMS.sigstore.json' | 'SHA256SUMS.sig') => {
+      const bytes = opened.members.get(name);
+      return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+    };
+    const signer = await verifyManifestSignature(sums, { attestation: decode('attestation.intoto.jsonl'), sigstoreBundle: decode('SHA256SUMS.sigstore.json'), sig: decode('SHA256SUMS.sig') }, policy);
+    const checks = new PayloadChecks({ sums });
+    const result = await extractArchive(opened.payload(), '', { discard: true, checks, label: PAYLOAD_ARCHIVE, topFolder: PAYLOAD_TOP, limits: PAYLOAD_LIMITS });
+    const manifest = checks.manifest;
+    return {
+      subject: path,
+      signer,
+      rows: { version: manifest?.version, manifest: `sha256:${manifest?.sumsSha256}`, entries: manifest?.entries.size, files: result.files.length, format: 2 },
+    };
+  } finally {
+    await opened.close();
+  }
+}
+
+async function verifyFormat1Bundle(path: string, policy: TrustPolicy): Promise<Outcome> {
+  const { unpackBundle } = await import('../../lib/bundle/read.ts');
   const work = await mkdtemp(join(tmpdir(), 'containai-verify-'));
   try {
-    const bundle = await unpackBundle(path, join(work, 'bundle'));
-    return await verifyBundleMembers(bundle, policy);
+    const verdict = await verifyBundleMembers(await unpackBundle(path, join(work, 'bundle')), policy);
+    return { subject: path, signer: signerOf(verdict), rows: { predicate: verdict.predicateType, artifact: `sha256:${verdict.artifactSha256}`, format: 1 }, verdict: { ...verdict } };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
 }
 
-function report(subject: string, v: Verdict): void {
-  if (v.kind === 'unsigned') {
-    log().warn(`${subject}: UNSIGNED, accepted only because of --allow-unsigned (sha256:${v.artifactSha256})`);
-    return;
-  }
-  const who =
-    v.kind === 'attestation'
-      ? `attestation by ${v.signer?.sourceRepository ?? 'unknown repository'}`
-      : `signature by pinned key ${v.signer?.keyId?.slice(0, 16)}…`;
-  const lines = [`verified ${subject}: ${who}`];
+function describe(o: Outcome): string {
+  const signer = o.signer;
+  if (signer === 'UNSIGNED') return `${o.subject}: UNSIGNED, accepted only because of --allow-unsigned`;
+  const who = signer.kind === 'attestation' ? `attestation by ${signer.sourceRepository ?? 'an unknown repository'}` : `signature by pinned key ${signer.keyId?.slice(0, 16)}…`;
+  const lines = [`verified ${o.subject}: ${who}`];
   const row = (k: string, value: string | number | undefined) => value !== undefined && lines.push(`  ${k.padEnd(10)}${value}`);
-  row('workflow', v.signer?.workflow);
-  row('ref', v.signer?.ref);
-  row('issuer', v.signer?.issuer);
-  row('key', v.signer?.keyId);
-  row('predicate', v.predicateType);
-  row('artifact', `sha256:${v.artifactSha256}`);
-  if (v.bundleIndex !== undefined) row('bundle', `line ${v.bundleIndex + 1}`);
-  log().success(lines.join('\n'));
+  row('signer', describeSigner(signer));
+  row('issuer', signer.issuer);
+  for (const [k, v] of Object.entries(o.rows)) row(k, v);
+  return lines.join('\n');
 }

@@ -26,9 +26,11 @@ import { chmod, readdir, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ContainaiError, describeCause, isContainaiError } from '../errors.ts';
-import { checkLinkTarget, entryComponents, type ExtractLimits, HOSTILE_HINT, linkEscapes, PAYLOAD_LIMITS, quote } from './policy.ts';
+import { EntryTree } from '../manifest/entry-tree.ts';
+import { printableName } from '../text.ts';
+import { checkLinkTarget, entryComponents, type ExtractLimits, HOSTILE_HINT, PAYLOAD_LIMITS, quote } from './policy.ts';
 import { HashPool, startStreamHash, writeFully } from './hash-pool.ts';
-import { archiveError, type EntrySink, readTarGz, type TarHeader } from './tar.ts';
+import { archiveError, type EntrySink, fileChunks, readTarStream, type TarHeader } from './tar.ts';
 
 export { type ExtractLimits, PAYLOAD_LIMITS } from './policy.ts';
 
@@ -49,8 +51,30 @@ export interface ExtractResult {
   bytes: number;
 }
 
+/**
+ * What a caller checks while the archive is written (lib/manifest/payload-checks.ts: the install
+ * side of the one verifier). Paths are relative to dest (below the top folder).
+ */
+export interface ExtractionChecks {
+  /** Before anything is written for the entry, after the structural policy; throw to refuse it. */
+  entry(path: string, header: TarHeader): void;
+  /** Files whose bytes the checks want whole, hashed in this thread at their end, before the next entry is read. */
+  capture(path: string): boolean;
+  /** A file's sha256 (and its bytes, when captured); throw to refuse. Called later, from a worker, for the rest. */
+  file(path: string, sha256: string, bytes?: Uint8Array): void;
+  /** After the last entry and the last digest, before any link is created; throw to refuse. */
+  finish(): void;
+}
+
 export interface ExtractOptions {
   limits?: ExtractLimits;
+  /** Names the archive in messages ("payload.tar.gz"). Default: the file's name. */
+  label?: string;
+  /** The archive's compressed size, when known: decides whether hashing goes to workers. */
+  sourceBytes?: number;
+  checks?: ExtractionChecks;
+  /** Check and hash every entry, write nothing (`verify --bundle`): dest is not created. */
+  discard?: boolean;
   /** The archive must hold exactly this one top folder; its contents land directly in dest. */
   topFolder?: string;
   /** Compressed bytes read so far (for a progress bar over the archive's size). */
@@ -62,11 +86,10 @@ export interface ExtractOptions {
 /** Below this, starting workers (~10 ms) costs more than hashing inline. */
 const POOL_MIN_ARCHIVE_BYTES = 8 * 1024 * 1024;
 
-async function defaultHashThreads(archivePath: string): Promise<number> {
-  const size = await stat(archivePath).then((s) => s.size, () => 0);
-  if (size < POOL_MIN_ARCHIVE_BYTES) return 0;
+function defaultHashThreads(sourceBytes: number | undefined): number {
+  if (sourceBytes !== undefined && sourceBytes < POOL_MIN_ARCHIVE_BYTES) return 0;
   // gunzip has a thread of its own and the main thread writes; workers take the rest, up to 4.
-  return Math.max(1, Math.min(4, availableParallelism() - 2));
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
 }
 
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -86,12 +109,25 @@ const KIND_WORDS: Record<string, string> = {
   fifo: 'a FIFO',
 };
 
+/** Extracts a tar.gz file; see extractArchive. */
 export async function extractTarGz(archivePath: string, dest: string, options: ExtractOptions = {}): Promise<ExtractResult> {
+  const sourceBytes = options.sourceBytes ?? (await stat(archivePath).then((s) => s.size, () => undefined));
+  return extractArchive(fileChunks(archivePath, options.onBytes), dest, { ...options, label: options.label ?? archiveLabel(archivePath), sourceBytes, onBytes: undefined });
+}
+
+/**
+ * Extracts a tar.gz from its compressed bytes into dest, which it creates. Every failure removes
+ * dest; a refusal of the checks stops the extraction at that entry (or, for a digest computed on
+ * a worker, at the next chunk).
+ */
+export async function extractArchive(source: AsyncIterable<Uint8Array>, dest: string, options: ExtractOptions = {}): Promise<ExtractResult> {
   const limits = options.limits ?? PAYLOAD_LIMITS;
-  const label = archiveLabel(archivePath);
-  const threads = options.hashThreads ?? (await defaultHashThreads(archivePath));
+  const label = options.label ?? 'archive';
+  const threads = options.hashThreads ?? defaultHashThreads(options.sourceBytes);
+  const counted = options.onBytes ? countBytes(source, options.onBytes) : source;
+  const write = options.discard !== true;
   try {
-    mkdirSync(dest, 0o755);
+    if (write) mkdirSync(dest, 0o755);
   } catch (err) {
     // Not ours: never remove it.
     throw new ContainaiError('ARCHIVE', `cannot create the extraction folder ${dest}: ${describeCause(err)}`, {
@@ -103,25 +139,29 @@ export async function extractTarGz(archivePath: string, dest: string, options: E
   let pool: HashPool | undefined;
   let extraction: Extraction | undefined;
   try {
-    chmodSync(dest, 0o755);
+    if (write) chmodSync(dest, 0o755);
     pool = threads > 0 ? new HashPool(threads) : undefined;
     const hashing = pool;
-    extraction = new Extraction(dest, label, limits, options.topFolder, hashing);
-    await readTarGz(archivePath, extraction, {
+    const running = new Extraction(dest, label, limits, options.topFolder, hashing, options.checks, write);
+    extraction = running;
+    await readTarStream(counted, running, {
       maxStreamBytes: limits.maxTotalBytes,
-      onBytes: options.onBytes,
       label,
-      afterChunk: hashing ? () => hashing.flush() : undefined,
+      afterChunk: () => {
+        running.raiseFailure();
+        return hashing?.flush();
+      },
     });
     await hashing?.finish();
-    return extraction.finish();
+    running.raiseFailure();
+    return running.finish();
   } catch (err) {
     extraction?.abort();
-    const leftover = await removeTree(dest);
+    const leftover = write ? await removeTree(dest) : undefined;
     const error = isContainaiError(err)
       ? err
-      : new ContainaiError('ARCHIVE', `${label}: cannot extract ${quote(extraction?.currentEntry ?? '')}: ${describeCause(err)}`, {
-          hint: /ENOSPC|EDQUOT/.test(describeCause(err)) ? 'free disk space under the install root and retry' : 'check the destination filesystem',
+      : new ContainaiError('ARCHIVE', `${label}: cannot extract ${quote(printableName(extraction?.currentEntry ?? ''))}: ${describeCause(err)}`, {
+          hint: writeHint(err),
           cause: err,
         });
     if (leftover) {
@@ -130,6 +170,22 @@ export async function extractTarGz(archivePath: string, dest: string, options: E
     throw error;
   } finally {
     pool?.terminate();
+  }
+}
+
+/** What to do about a write that failed, by its errno. */
+function writeHint(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return 'free disk space under the install root (containai-host prune) and retry';
+  if (code === 'EROFS') return 'the install root is on a read-only file system: remount it read-write, or choose another --install-root';
+  if (code === 'EACCES' || code === 'EPERM') return 'the install root is not writable by this user: run as root, or fix its ownership';
+  return 'check the destination file system';
+}
+
+async function* countBytes(source: AsyncIterable<Uint8Array>, onBytes: (n: number) => void): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    onBytes(chunk.length);
+    yield chunk;
   }
 }
 
@@ -151,6 +207,8 @@ class Extraction {
   private openFd: number | undefined;
   private lastParent = '';
   private readonly umask = process.umask();
+  /** A refusal of the checks raised where it could not be thrown (a digest from a worker). */
+  private failure: unknown;
   currentEntry = '';
 
   constructor(
@@ -159,12 +217,20 @@ class Extraction {
     private readonly limits: ExtractLimits,
     private readonly topFolder: string | undefined,
     private readonly pool: HashPool | undefined,
+    private readonly checks: ExtractionChecks | undefined,
+    /** False: judge and hash only (nothing is created under dest). */
+    private readonly write: boolean,
   ) {}
+
+  /** Throws a refusal recorded from a worker's digest: called between chunks, so extraction stops at once. */
+  raiseFailure(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
 
   entry(header: TarHeader): EntrySink | undefined {
     const { label, limits } = this;
     this.currentEntry = header.path;
-    const q = quote(header.path);
+    const q = quote(printableName(header.path));
     if (++this.entries > limits.maxEntries) {
       throw archiveError(`${label}: more than ${limits.maxEntries} entries (the limit for one release)`, HOSTILE_HINT);
     }
@@ -212,15 +278,16 @@ class Extraction {
 
     const rel = parts.join('/');
     this.claim(rel, parts, header);
+    if (header.kind === 'symlink') checkLinkTarget(header.path, header.linkpath, label, limits);
+    this.checks?.entry(rel, header);
     const abs = join(this.dest, rel);
     switch (header.kind) {
       case 'directory':
-        if (this.nodes.get(rel) !== 'implicit-dir') mkdirSync(abs, 0o700);
+        if (this.write && this.nodes.get(rel) !== 'implicit-dir') mkdirSync(abs, 0o700);
         this.nodes.set(rel, 'dir');
         this.directories.set(rel, header.mode & MODE_MASK);
         return undefined;
       case 'symlink':
-        checkLinkTarget(header.path, header.linkpath, label, limits);
         this.nodes.set(rel, 'symlink');
         this.links.set(rel, header.linkpath);
         this.linkList.push({ path: rel, parts, target: header.linkpath });
@@ -253,7 +320,7 @@ class Extraction {
       if (++this.entries > this.limits.maxEntries) {
         throw archiveError(`${this.label}: more than ${this.limits.maxEntries} entries, counting implied folders (the limit for one release)`, HOSTILE_HINT);
       }
-      mkdirSync(join(this.dest, prefix), 0o700);
+      if (this.write) mkdirSync(join(this.dest, prefix), 0o700);
       this.nodes.set(prefix, 'implicit-dir');
       this.directories.set(prefix, 0o755);
     }
@@ -265,22 +332,41 @@ class Extraction {
     // Created with its final mode when the umask leaves it whole (the usual case),
     // which saves an fchmod per file; never wider than 0o600 otherwise until written.
     const exact = (mode & this.umask) === 0;
-    const fd = openSync(abs, WRITE_FLAGS, exact ? mode : 0o600);
-    this.openFd = fd;
+    const fd = this.write ? openSync(abs, WRITE_FLAGS, exact ? mode : 0o600) : -1;
+    if (this.write) this.openFd = fd;
+    const write = this.write;
     const record: ExtractedFile = { path: rel, size: header.size, mode, sha256: '' };
-    const hash = startStreamHash(this.pool);
+    const checks = this.checks;
+    // The manifest's own files are wanted whole and judged before the next entry is read.
+    const captured: Uint8Array[] | undefined = checks?.capture(rel) ? [] : undefined;
+    const hash = captured ? startStreamHash(undefined) : startStreamHash(this.pool);
     return {
       write(chunk) {
         hash.update(chunk);
-        writeFully(fd, chunk);
+        captured?.push(chunk.slice());
+        if (write) writeFully(fd, chunk);
       },
       end: () => {
-        if (!exact) fchmodSync(fd, mode);
-        this.openFd = undefined;
-        closeSync(fd);
+        if (write) {
+          if (!exact) fchmodSync(fd, mode);
+          this.openFd = undefined;
+          closeSync(fd);
+        }
         this.bytes += header.size;
-        hash.end((hex) => (record.sha256 = hex));
         this.files.push(record);
+        hash.end((hex) => {
+          record.sha256 = hex;
+          if (!checks) return;
+          if (captured) {
+            checks.file(rel, hex, Buffer.concat(captured));
+            return;
+          }
+          try {
+            checks.file(rel, hex);
+          } catch (err) {
+            this.failure ??= err;
+          }
+        });
       },
     };
   }
@@ -290,17 +376,25 @@ class Extraction {
       throw archiveError(`${this.label}: the archive does not hold the top folder "${this.topFolder}/"`, HOSTILE_HINT);
     }
     if (this.entries === 0) throw archiveError(`${this.label}: the archive is empty`, HOSTILE_HINT);
-    for (const link of this.linkList) {
-      const reason = linkEscapes(link.parts, link.target, this.links);
-      if (reason) {
-        this.currentEntry = link.path;
-        throw archiveError(`${this.label}: symlink ${quote(link.path)} -> ${quote(link.target)} ${reason}`, HOSTILE_HINT);
-      }
+    this.checks?.finish();
+    // Every link resolved as the kernel will once they exist, and none through another link (lib/manifest/entry-tree.ts).
+    const tree = new EntryTree();
+    const paths = [...this.nodes.keys()].filter((p) => p !== '').sort((a, b) => a.split('/').length - b.split('/').length);
+    for (const path of paths) {
+      const node = this.nodes.get(path) as Node;
+      tree.add(path, node === 'implicit-dir' ? 'dir' : node, this.links.get(path));
     }
-    for (const link of this.linkList) symlinkSync(link.target, join(this.dest, link.path));
-    // Deepest first, so a read-only folder is closed only after its contents exist.
+    const bad = tree.firstBadLink();
+    if (bad) {
+      this.currentEntry = bad.link.path;
+      throw archiveError(`${this.label}: symlink ${quote(printableName(bad.link.path))} -> ${quote(printableName(bad.link.target ?? ''))} ${bad.problem}`, HOSTILE_HINT);
+    }
     const dirs = [...this.directories.keys()];
-    for (const dir of [...dirs].sort((a, b) => b.length - a.length)) chmodSync(join(this.dest, dir), this.directories.get(dir) as number);
+    if (this.write) {
+      for (const link of this.linkList) symlinkSync(link.target, join(this.dest, link.path));
+      // Deepest first, so a read-only folder is closed only after its contents exist.
+      for (const dir of [...dirs].sort((a, b) => b.length - a.length)) chmodSync(join(this.dest, dir), this.directories.get(dir) as number);
+    }
     return {
       files: this.files,
       directories: dirs,

@@ -56,13 +56,7 @@ export interface ReadTarOptions {
   /** Names the archive in messages ("payload.tar.gz"). */
   label: string;
   /** Called after each decompressed chunk is parsed; a promise returned is awaited (backpressure). */
-  afterChunk?: () => Promise<void> | undefined;
-  /**
-   * Receives every compressed byte of the file, in order, as it is read and before gunzip sees it,
-   * to the file's end (past the gzip stream's end too): whoever keeps a copy keeps exactly the bytes
-   * that were read. What it throws ends the read and comes out as thrown.
-   */
-  tee?: (chunk: Uint8Array) => void;
+  afterChunk?: () => Promise<void> | undefined | void;
 }
 
 export function archiveError(message: string, hint: string, cause?: unknown): ContainaiError {
@@ -424,83 +418,108 @@ function gzipProblem(err: unknown): string {
   return text;
 }
 
-/**
- * Streams archivePath through gunzip into the parser. Errors from the visitor
- * (policy refusals) come out as they were thrown; zlib and fs errors are
- * wrapped into ContainaiError('ARCHIVE').
- */
-export async function readTarGz(archivePath: string, visitor: TarVisitor, options: ReadTarOptions): Promise<void> {
-  const parser = new TarParser(visitor, options.maxStreamBytes, options.label);
-  const input = createReadStream(archivePath, { highWaterMark: 1 << 20 });
-  const gunzip = createGunzip({ chunkSize: 1 << 18 });
-  if (options.onBytes) {
-    const onBytes = options.onBytes;
-    input.on('data', (chunk) => onBytes(chunk.length));
-  }
-  // Errors of the parser and the visitor (policy refusals, fs) and of the tee
-  // are told apart from zlib's and the file's, which reach us through the
-  // iteration itself.
-  let parserError: unknown;
-  const tee = options.tee;
-  const onRaw = (chunk: Buffer) => {
-    try {
-      tee?.(chunk);
-    } catch (err) {
-      parserError ??= err;
-      input.destroy(err as Error);
+const READ_CHUNK = 1 << 20;
+
+/** A file's bytes, in 1 MiB chunks, with the count of bytes read reported as they come. */
+export async function* fileChunks(path: string, onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
+  const input = createReadStream(path, { highWaterMark: READ_CHUNK });
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      onBytes?.(chunk.length);
+      yield chunk;
     }
-  };
-  if (tee) input.on('data', onRaw);
-  // Wired by hand rather than with stream.pipeline: under Bun, pipeline aborts
-  // when gunzip ends before its input does (zero padding after the gzip member,
-  // which gzip itself accepts).
-  input.on('error', (err) => gunzip.destroy(err));
-  input.pipe(gunzip);
-  /** Runs one chunk's work and waits for the back-pressure it asks for; its errors are the parser's. */
-  const step = async (run: () => Promise<void> | undefined) => {
+  } finally {
+    input.destroy();
+  }
+}
+
+/**
+ * gunzip over any source of compressed bytes (a file, a member of another
+ * archive, an HTTP body), with back-pressure both ways: the source is read
+ * only as fast as the inflated bytes are consumed. Inflation runs on zlib's
+ * thread, beside the consumer. The gzip stream may end before its source does
+ * (zero padding after the last member, which gzip itself accepts): the rest is
+ * then not read.
+ */
+export async function* gunzipChunks(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const gunzip = createGunzip({ chunkSize: 1 << 18 });
+  let stopped = false;
+  let sourceError: unknown;
+  const pump = (async () => {
+    try {
+      for await (const chunk of source) {
+        if (stopped || gunzip.destroyed) break;
+        if (!gunzip.write(chunk)) {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              gunzip.off('drain', done);
+              gunzip.off('close', done);
+              resolve();
+            };
+            gunzip.on('drain', done);
+            gunzip.on('close', done);
+          });
+        }
+      }
+      if (!stopped && !gunzip.destroyed) gunzip.end();
+    } catch (err) {
+      sourceError = err;
+      gunzip.destroy(err as Error);
+    }
+  })();
+  try {
+    for await (const out of gunzip as AsyncIterable<Buffer>) yield out;
+  } catch (err) {
+    // The source's own error (a file that cannot be read, a download cut short) is the real cause.
+    throw sourceError ?? err;
+  } finally {
+    stopped = true;
+    gunzip.destroy();
+    await pump;
+  }
+  if (sourceError !== undefined) throw sourceError;
+}
+
+/** Marks an error thrown by the parser or its visitor, so it is not mistaken for a gzip or read error. */
+class FromParser {
+  constructor(readonly error: unknown) {}
+}
+
+/**
+ * Streams compressed bytes through gunzip into the parser. Errors of the
+ * visitor (policy refusals, the writes it does) come out as they were thrown;
+ * zlib errors become ContainaiError('ARCHIVE') naming the archive, and a
+ * ContainaiError from the source (a refused download) passes through.
+ */
+export async function readTarStream(source: AsyncIterable<Uint8Array>, visitor: TarVisitor, options: ReadTarOptions): Promise<void> {
+  const parser = new TarParser(visitor, options.maxStreamBytes, options.label);
+  const step = async (run: () => Promise<void> | undefined | void) => {
     try {
       await run();
     } catch (err) {
-      parserError = err;
-      throw err;
+      throw new FromParser(err);
     }
   };
   try {
-    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+    for await (const chunk of gunzipChunks(source)) {
       await step(() => {
         parser.feed(chunk);
         return options.afterChunk?.();
       });
     }
-    await step(() => {
-      parser.finish();
-      return undefined;
-    });
-    if (tee && !input.readableEnded) {
-      // gunzip may end before the file does (padding after the gzip member): the rest still goes to
-      // the tee, read with the same backpressure, so a copy is the whole file.
-      input.unpipe(gunzip);
-      input.off('data', onRaw);
-      for await (const chunk of input as AsyncIterable<Buffer>) {
-        await step(() => {
-          tee(chunk);
-          return options.afterChunk?.();
-        });
-      }
-    }
+    await step(() => parser.finish());
   } catch (err) {
-    if (parserError !== undefined) throw parserError;
+    if (err instanceof FromParser) throw err.error;
+    if (err instanceof ContainaiError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
-      throw new ContainaiError('ARCHIVE', `${options.label}: cannot read ${archivePath}: ${describeCause(err)}`, {
-        hint: 'check the path and its permissions',
-        cause: err,
-      });
+      throw new ContainaiError('ARCHIVE', `${options.label}: cannot be read: ${describeCause(err)}`, { hint: 'check the path and its permissions', cause: err });
     }
     throw archiveError(`${options.label}: cannot be unpacked: ${gzipProblem(err)}`, DAMAGED_HINT, err);
-  } finally {
-    input.unpipe(gunzip);
-    input.destroy();
-    gunzip.destroy();
   }
+}
+
+/** readTarStream over a file. */
+export function readTarGz(archivePath: string, visitor: TarVisitor, options: ReadTarOptions): Promise<void> {
+  return readTarStream(fileChunks(archivePath, options.onBytes), visitor, options);
 }

@@ -25,19 +25,11 @@ export interface UnpackedBundle {
   payloadNotWritten?: true;
   /** Hex SHA-256 of each member, computed while it was written. */
   sha256?: Partial<Record<Format1Member, string>>;
-  /** The copy asked for with keepCopy: the bundle's bytes exactly as they were read, and their SHA-256. */
-  copy?: { path: string; sha256: string; bytes: number };
   /** payload/SHA256SUMS as the payload's bytes passed (UnpackOptions.readPayloadSums). */
   payloadSums?: PayloadSums;
 }
 
 export interface UnpackOptions {
-  /**
-   * Also write the bundle file itself here (a new file, mode 0600), from the very bytes being
-   * unpacked and verified, hashing them as they go: install keeps this copy without reading the
-   * bundle twice, and a bundle file changed while it is read cannot put other bytes in the copy.
-   */
-  keepCopy?: string;
   /**
    * Hash payload.tar.gz as it passes, on a worker for a large bundle, and do not write it: checking a
    * kept bundle again needs only its digest (payload.sha256, an attestation's subject, an ECDSA
@@ -88,9 +80,6 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
   const sha256: Partial<Record<Format1Member, string>> = {};
   let openFd: number | undefined;
   let current = '';
-  let copyFd: number | undefined;
-  let copyCreated = false;
-  let copy: UnpackedBundle['copy'];
   let payloadSums: PayloadSums | undefined;
 
   const visitor = {
@@ -146,52 +135,26 @@ export async function unpackBundle(bundlePath: string, dest: string, options: Un
 
   try {
     // The copy's bytes hash on a worker of their own, beside the members'.
-    const hashing = size >= 8 * MiB ? new HashPool(options.keepCopy ? 2 : 1) : undefined;
+    const hashing = size >= 8 * MiB ? new HashPool(1) : undefined;
     pool = hashing;
-    let tee: ((chunk: Uint8Array) => void) | undefined;
-    let finishCopy: (() => void) | undefined;
-    if (options.keepCopy) {
-      const fd = openSync(options.keepCopy, WRITE_FLAGS, 0o600);
-      copyFd = fd;
-      copyCreated = true;
-      const path = options.keepCopy;
-      const hash = startStreamHash(hashing);
-      let bytes = 0;
-      tee = (chunk) => {
-        bytes += chunk.length;
-        // gzip never makes data larger by much: a bundle bigger than what it may unpack to is not one.
-        if (bytes > BUNDLE_STREAM_LIMIT) throw archiveError(`${label}: larger than ${BUNDLE_STREAM_LIMIT} bytes (the limit for one bundle)`, BUNDLE_HINT);
-        writeFully(fd, chunk);
-        hash.update(chunk);
-      };
-      finishCopy = () => {
-        copyFd = undefined;
-        closeSync(fd);
-        hash.end((hex) => (copy = { path, sha256: hex, bytes }));
-      };
-    }
     await readTarGz(bundlePath, visitor, {
       maxStreamBytes: BUNDLE_STREAM_LIMIT,
       label,
       afterChunk: hashing ? () => hashing.flush() : undefined,
-      tee,
     });
-    finishCopy?.();
     await hashing?.finish();
     const missing = FORMAT1_REQUIRED.filter((m) => !seen.has(m));
     if (missing.length > 0) throw archiveError(`${label}: the bundle lacks ${missing.join(' and ')}`, BUNDLE_HINT);
-    return { dir: dest, members, sha256, copy, payloadSums, ...(options.hashPayloadOnly ? { payloadNotWritten: true as const } : {}) };
+    return { dir: dest, members, sha256, payloadSums, ...(options.hashPayloadOnly ? { payloadNotWritten: true as const } : {}) };
   } catch (err) {
-    for (const fd of [openFd, copyFd]) {
-      if (fd === undefined) continue;
+    if (openFd !== undefined) {
       try {
-        closeSync(fd);
+        closeSync(openFd);
       } catch {
         // already closed
       }
     }
     await rm(dest, { recursive: true, force: true });
-    if (copyCreated && options.keepCopy) await rm(options.keepCopy, { force: true });
     if (isContainaiError(err)) throw err;
     throw new ContainaiError('ARCHIVE', `${label}: cannot unpack ${quote(current)}: ${describeCause(err)}`, {
       hint: 'check free space and permissions where the bundle is unpacked',

@@ -11,14 +11,18 @@ import { assertLayoutFolders } from './guard.ts';
 import type { InstallLayout } from './layout.ts';
 
 export interface ReleaseEvent {
-  action: 'install' | 'rollback' | 'prune' | 'verify';
+  action: 'install' | 'rollback' | 'prune' | 'verify' | 'gate' | 'self-update' | 'update';
   version?: string;
   outcome: 'ok' | 'refused' | 'failed' | 'unchanged';
   reason?: string;
   [key: string]: unknown;
 }
 
-export async function appendEvent(layout: InstallLayout, event: ReleaseEvent, options: { createState?: boolean } = {}): Promise<void> {
+/**
+ * Appends one event. A failure to log is swallowed (the log is a record, not a gate) unless `strict`
+ * asks for it to be thrown, for a caller that reports it as a warning.
+ */
+export async function appendEvent(layout: InstallLayout, event: ReleaseEvent, options: { createState?: boolean; strict?: boolean } = {}): Promise<void> {
   const line = redact(JSON.stringify({ time: new Date().toISOString(), ...event })) + '\n';
   try {
     // Root writes here: never through a state/ or events.jsonl that is a symlink out of the install root.
@@ -31,7 +35,7 @@ export async function appendEvent(layout: InstallLayout, event: ReleaseEvent, op
     } finally {
       await handle.close();
     }
-  } catch {
-    // The log is a record, not a gate.
+  } catch (err) {
+    if (options.strict) throw err;
   }
 }

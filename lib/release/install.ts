@@ -1,331 +1,249 @@
 /**
- * Installing a release (issue 3), as ordered steps over one context:
+ * Installing a release, as ordered steps over one context (STYLE: goreleaser):
  *
- *   fetch → read bundle → check payload.sha256 → verify → extract → check
- *   SHA256SUMS → check release.json → keep bundle + install.json → sync →
- *   place → activate
+ *   fetch    the source's small parts: SHA256SUMS and its signature material
+ *   verify   the manifest's signature under the policy (lib/manifest/verify.ts)
+ *   decide   the version (asked for, or the verified release.json's): not bad,
+ *            not below the floor, not already current
+ *   extract  payload.tar.gz streamed into a private staging folder; every
+ *            entry judged at its header and every file hashed as it is written
+ *            against the verified manifest (lib/manifest/payload-checks.ts);
+ *            the first refusal stops it
+ *   keep     .containai/: install.json and the signature material
+ *   sync     the staged tree flushed to disk (one syncfs)
+ *   floor    the downgrade floor raised, before the switch
+ *   place    one rename into releases/<dir>
+ *   activate one rename of a fresh symlink over current: the commit point
  *
- * Everything before "place" happens in a private staging folder
- * releases/.staging-<version>-<random>/ (mode 0700) that no link ever names;
- * a failure or a kill at any point leaves current untouched, and the next run
- * removes the staging folder. "place" is one rename into releases/<dir>,
- * "activate" one rename of a fresh symlink over current (activate.ts).
+ * The bundle is read once; the payload is never written anywhere but the tree.
+ * Everything before "activate" happens in releases/.staging-<version>-<random>/
+ * (0700), which no link names: a failure or a kill leaves current untouched,
+ * and the next run removes the staging folder. After the switch the install
+ * has happened: what cannot be written then (the event, the cleanup) is a
+ * warning, never a failure. A bundle of the first format takes format1.ts's
+ * path through the same fetch, keep and commit steps.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { extractTarGz } from '../archive/extract.ts';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { extractArchive } from '../archive/extract.ts';
 import { PAYLOAD_LIMITS } from '../archive/policy.ts';
-import { checkPayloadHash, unpackBundle } from '../bundle/read.ts';
-import { bundleFileName, isSafeVersion, PAYLOAD_TOP, SUMS_FILE } from '../bundle/layout.ts';
-import { parseReleaseManifest, RELEASE_FILE, RELEASE_FILE_MAX_BYTES } from '../bundle/manifest.ts';
-import { parseSums } from '../digest.ts';
-import { ContainaiError, describeCause } from '../errors.ts';
-import { fsyncDir } from '../fs/atomic.ts';
-import { downloadReleaseAsset } from '../github/download.ts';
+import { PAYLOAD_ARCHIVE, PAYLOAD_TOP } from '../bundle/layout.ts';
+import { createProgress } from '../cli/progress.ts';
 import { log } from '../cli/output.ts';
+import { sha256Bytes } from '../digest.ts';
+import { ContainaiError, describeCause, isContainaiError } from '../errors.ts';
+import { fsyncDir } from '../fs/atomic.ts';
+import { fsError } from '../fs/errors.ts';
+import { PayloadChecks } from '../manifest/payload-checks.ts';
+import { type Manifest, readManifest, verifyManifestSignature } from '../manifest/verify.ts';
 import { runSteps, type Step, type StepRecord } from '../steps.ts';
+import type { TrustPolicy } from '../trust/policy.ts';
 import { VERSION } from '../version.ts';
 import { activateRelease, readReleaseLink } from './activate.ts';
 import { removeLeftovers, removeRelease } from './cleanup.ts';
 import { appendEvent } from './events.ts';
-import { downgradeReason, raiseFloor, readFloor } from './floor.ts';
-import { verifyInstalledRelease, type ReleaseVerification } from './installed.ts';
-import { CURRENT_LINK, freeReleaseDirName, INSTALL_RECORD, type InstallLayout, installLayout, isReleaseDirName, PREVIOUS_LINK, STAGING_PREFIX, versionOfDir } from './layout.ts';
+import { downgradeReason, type Floor, raiseFloor, readFloor } from './floor.ts';
+import { writeKept } from './kept.ts';
+import { CURRENT_LINK, freeReleaseDirName, type InstallLayout, installLayout, isReleaseDirName, PREVIOUS_LINK, STAGING_PREFIX, versionOfDir } from './layout.ts';
 import { acquireLock } from './lock.ts';
 import type { InstallRecord, Signer } from './record.ts';
+import type { ReleaseParts, ReleaseSource } from './source.ts';
 import { syncFilesystem } from './sys.ts';
-import { verifyBundleSigner, type ReleasePolicy } from './trust.ts';
+import { verifyInstalledRelease, type ReleaseVerification } from './verify-installed.ts';
 
-export type BundleSource =
-  | { kind: 'github'; baseUrl: string; repo: string; token?: string }
-  | { kind: 'file'; path: string };
+export interface InstallHooks {
+  /** After every check passed on the staged tree, before the switch: throw to refuse (the gate's probe files). */
+  beforeActivate?(tree: string, version: string): Promise<void>;
+  /** Right after the switch, with the lock held (the gate starts its trial). A failure is a warning. */
+  afterActivate?(layout: InstallLayout, version: string, dirName: string, previous: string | undefined): Promise<void>;
+  /** Refuses a version before anything is fetched for it (the gate's bad list); returns the reason. */
+  refuseVersion?(layout: InstallLayout, version: string): Promise<string | undefined>;
+}
 
 export interface InstallRequest {
   installRoot: string;
-  version: string;
+  /** The version asked for; undefined when the verified release.json decides (a registry install). */
+  version?: string;
   /** The repository the release belongs to, recorded in install.json. */
   repo?: string;
-  source: BundleSource;
-  policy: ReleasePolicy;
+  source: ReleaseSource;
+  policy: TrustPolicy;
   force: boolean;
   allowDowngrade: boolean;
   lockWaitMs: number;
+  hooks?: InstallHooks;
 }
 
 export interface InstallResult {
   outcome: 'installed' | 'already-current';
   version: string;
+  format?: 1 | 2;
   dirName: string;
   previous?: string;
   signer?: Signer;
   steps: StepRecord[];
   verification?: ReleaseVerification;
+  /** What could not be done after the switch (the install itself happened). */
+  warnings: string[];
 }
-
-type UnpackedBundle = Awaited<ReturnType<typeof unpackBundle>>;
-type Extracted = Awaited<ReturnType<typeof extractTarGz>>;
 
 interface InstallContext {
   request: InstallRequest;
   layout: InstallLayout;
-  bundleName: string;
+  floor: Floor;
   /** releases/.staging-…: private work folder. */
   work: string;
   /** work/tree: becomes releases/<dirName>. */
   tree: string;
-  /** The bundle as fetched (a download) or copied while read (a file), inside work/ until it is kept inside the tree. */
-  bundlePath: string;
-  source?: string;
-  /** The bundle's sha256: of the download as it was written, or of a file's bytes as they were read. */
-  bundleSha256?: string;
-  bundle?: UnpackedBundle;
-  payloadSha256?: string;
+  version?: string;
+  parts?: ReleaseParts;
   signer?: Signer;
-  extracted?: Extracted;
+  manifest?: Manifest;
+  record?: InstallRecord;
   dirName?: string;
   oldCurrent?: string;
+  /** Set by "decide" when the version is already current and verifies: the pipeline stops there. */
+  alreadyCurrent?: ReleaseVerification;
 }
 
-/**
- * The operator's bundle file, checked before it is read: it exists and is a
- * regular file (not a FIFO or a device that would never end).
- */
-async function assertBundleFile(path: string): Promise<void> {
-  const info = await stat(path).catch((err: NodeJS.ErrnoException) => {
-    throw new ContainaiError(err.code === 'ENOENT' ? 'NOT_FOUND' : 'INPUT', `cannot read the bundle ${path} (${err.code ?? describeCause(err)})`, {
-      hint: 'check --bundle / --asset-dir and --version',
-    });
-  });
-  if (!info.isFile()) throw new ContainaiError('INPUT', `the bundle ${path} is not a regular file`, { hint: 'check --bundle / --asset-dir and --version' });
+/** Thrown inside the steps to end the pipeline early with "already current" (not an error). */
+class AlreadyCurrent {
+  constructor(readonly verification: ReleaseVerification) {}
 }
 
-/**
- * A bundle file named for one version (containai-<v>.tar.gz) is not installed
- * as another: refused before a byte is read. A name that states no version
- * (bundle.tgz, "containai-v1 (1).tar.gz") leaves the decision to release.json.
- */
-function assertBundleNamed(path: string, version: string): void {
-  const name = basename(path);
-  const named = /^containai-(.+)\.tar\.gz$/.exec(name)?.[1];
-  if (named !== undefined && isSafeVersion(named) && named !== version) {
-    throw new ContainaiError('VERIFY', `refusing to install ${name} as ${version}: the bundle file is named for ${named}`, {
-      hint: `install it as --version ${named}, or take containai-${version}.tar.gz`,
-    });
+/** The checks that need only the version: the bad list, already current, the floor. */
+async function decideVersion(ctx: InstallContext, version: string): Promise<void> {
+  const { request, layout } = ctx;
+  const bad = request.force ? undefined : await request.hooks?.refuseVersion?.(layout, version);
+  if (bad) {
+    throw new ContainaiError('VERIFY', `refusing ${version}: ${bad}`, { hint: 'install another version, or rerun with --force if the cause is fixed' });
   }
-}
-
-/**
- * The payload says which release it is (payload/release.json, covered by
- * SHA256SUMS and so by the signature; lib/bundle/manifest.ts): a signed old
- * payload served under a newer version is refused here, before anything is
- * kept or switched. Runs after check-sums, so the bytes read are the listed ones.
- */
-async function assertPayloadIsRelease(tree: string, extracted: Extracted, version: string): Promise<void> {
-  const hint = `a signed release served under another version's name (a replayed old bundle) must not install: take containai-${version}.tar.gz from a trusted source, or install the release under its own version`;
-  const file = extracted.files.find((f) => f.path === RELEASE_FILE);
-  if (!file) {
-    throw new ContainaiError('VERIFY', `refusing to install ${version}: the payload has no ${RELEASE_FILE}, so nothing signed says which release it is`, {
-      hint: 'rebuild the release with a containai-build that writes payload/release.json',
-    });
-  }
-  const manifest = file.size > RELEASE_FILE_MAX_BYTES ? `${RELEASE_FILE} is ${file.size} bytes (at most ${RELEASE_FILE_MAX_BYTES})` : parseReleaseManifest(await readFile(join(tree, RELEASE_FILE), 'utf8'));
-  if (typeof manifest === 'string') throw new ContainaiError('VERIFY', `refusing to install ${version}: ${manifest}`, { hint });
-  if (manifest.version !== version) {
-    throw new ContainaiError('VERIFY', `refusing to install ${version}: the payload is release ${manifest.version} (its ${RELEASE_FILE}), not ${version}`, {
-      hint,
-      details: { requested: version, payload: manifest.version },
-    });
-  }
-}
-
-/**
- * Compares the extracted files with SHA256SUMS, using the digests computed while
- * they were written: every listed file present and equal, nothing unlisted.
- */
-export function compareExtractedWithSums(extracted: Extracted, sumsText: string, reserved: readonly string[]): string[] {
-  const problems: string[] = [];
-  const sums = parseSums(sumsText);
-  const listed = new Map(sums.map((e) => [e.path, e.sha256]));
-  const files = new Map(extracted.files.map((f) => [f.path, f]));
-  const links = new Map(extracted.symlinks.map((l) => [l.path, l.target]));
-  for (const name of reserved) if (files.has(name) || links.has(name) || extracted.directories.includes(name)) problems.push(`${name}: the payload may not hold this name (the install writes it)`);
-  for (const file of extracted.files) {
-    if (file.path === SUMS_FILE) continue;
-    const expected = listed.get(file.path);
-    if (expected === undefined) problems.push(`${file.path}: not listed in SHA256SUMS`);
-    else if (expected !== file.sha256) problems.push(`${file.path}: content does not match SHA256SUMS`);
-  }
-  const dirs = new Set(extracted.directories);
-  for (const [path, target] of links) {
-    // sha256sum -c reads through a link, so a listed link is checked through the file it names; an
-    // unlisted one adds no content of its own and may name a listed file or a folder of the release.
-    const resolved = resolveLink(path, target, links);
-    const file = resolved === undefined ? undefined : files.get(resolved);
-    const expected = listed.get(path);
-    if (file) {
-      if (expected !== undefined && expected !== file.sha256) problems.push(`${path}: link target does not match SHA256SUMS`);
-      else if (expected === undefined && listed.get(file.path) === undefined) problems.push(`${path}: links to a file not listed in SHA256SUMS`);
-    } else if (resolved === undefined || !dirs.has(resolved) || expected !== undefined) {
-      problems.push(`${path}: a link to nothing SHA256SUMS covers`);
+  const current = await readReleaseLink(layout, CURRENT_LINK);
+  if (current.kind === 'release' && versionOfDir(current.dirName) === version && !request.force) {
+    const verification = await verifyInstalledRelease(layout.root, { policy: request.policy });
+    if (!verification.ok) {
+      throw new ContainaiError('VERIFY', `${version} is already current but does not verify: ${verification.problems.slice(0, 3).join('; ')}`, {
+        hint: 'reinstall it with --force (the live tree is replaced atomically)',
+        details: { problems: verification.problems },
+      });
     }
+    throw new AlreadyCurrent(verification);
   }
-  for (const { path } of sums) if (!files.has(path) && !links.has(path)) problems.push(`${path}: listed in SHA256SUMS but missing`);
-  return problems;
+  const present = (await readdir(layout.releases)).filter(isReleaseDirName).map(versionOfDir);
+  const below = downgradeReason(ctx.floor, version, present);
+  if (below && !request.allowDowngrade) {
+    throw new ContainaiError('VERIFY', `refusing a downgrade: ${below}`, {
+      hint: 'an old release may carry fixed vulnerabilities; if you mean it, rerun with --allow-downgrade (or use rollback)',
+    });
+  }
+  ctx.version = version;
 }
 
-/** Follows a link (and links it names) by name within the archive; undefined when it cannot be resolved. */
-function resolveLink(path: string, target: string, links: ReadonlyMap<string, string>): string | undefined {
-  let current = path;
-  let next = target;
-  for (let hops = 0; hops < 40; hops++) {
-    const parts = current.split('/').slice(0, -1);
-    for (const part of next.split('/')) {
-      if (part === '..') {
-        if (parts.length === 0) return undefined;
-        parts.pop();
-      } else if (part !== '.' && part !== '') parts.push(part);
-    }
-    const resolved = parts.join('/');
-    const further = links.get(resolved);
-    if (further === undefined) return resolved;
-    current = resolved;
-    next = further;
-  }
-  return undefined;
-}
+const isFormat1 = (ctx: InstallContext) => (ctx.parts?.format === 1 ? 'a bundle of the first format' : undefined);
 
 function installSteps(): Step<InstallContext>[] {
   return [
     {
       name: 'fetch',
-      title: 'Fetch the bundle',
+      title: 'Fetch the manifest and its signature',
       async run(ctx) {
-        const { source, version } = ctx.request;
-        if (source.kind === 'file') {
-          // Not copied here: "read" writes the private copy from the very bytes it unpacks.
-          assertBundleNamed(source.path, version);
-          await assertBundleFile(source.path);
-          ctx.source = source.path;
-          return;
+        ctx.parts = await ctx.request.source.open({ work: ctx.work, downloads: ctx.layout.downloads });
+        if (ctx.parts.format === 1 && ctx.version === undefined) {
+          throw new ContainaiError('USAGE', 'a bundle of the first format needs --version', { hint: 'give --version V' });
         }
-        const result = await downloadReleaseAsset({
-          baseUrl: source.baseUrl,
-          repo: source.repo,
-          version,
-          asset: ctx.bundleName,
-          dest: ctx.bundlePath,
-          token: source.token,
-        });
-        ctx.source = result.from;
-        ctx.bundleSha256 = result.sha256;
-        log().info(`  downloaded ${result.bytes} bytes from ${result.from}`);
-      },
-    },
-    {
-      name: 'read',
-      title: 'Read the bundle',
-      async run(ctx) {
-        const dest = join(ctx.work, 'bundle');
-        const { source } = ctx.request;
-        if (source.kind === 'github') {
-          ctx.bundle = await unpackBundle(ctx.bundlePath, dest);
-          return;
-        }
-        // One pass over the operator's file: unpacked and teed into the private copy that is kept, so the
-        // members checked next and the bundle kept are the same bytes, whatever happens to the file later.
-        ctx.bundle = await unpackBundle(source.path, dest, { keepCopy: ctx.bundlePath });
-        ctx.bundleSha256 = ctx.bundle.copy!.sha256;
-      },
-    },
-    {
-      name: 'check-hash',
-      title: 'Check payload.sha256',
-      async run(ctx) {
-        ctx.payloadSha256 = await checkPayloadHash(ctx.bundle!);
       },
     },
     {
       name: 'verify',
-      title: 'Verify the signature',
+      title: 'Verify the manifest',
+      skip: isFormat1,
       async run(ctx) {
-        ctx.signer = await verifyBundleSigner(ctx.bundle!, ctx.request.policy);
-        if (ctx.signer === 'UNSIGNED') log().warn('the bundle is installed UNSIGNED (--allow-unsigned: development only)');
+        const parts = ctx.parts as Extract<ReleaseParts, { format: 2 }>;
+        ctx.signer = await verifyManifestSignature(parts.sums, parts.signatures, ctx.request.policy);
+        if (ctx.signer === 'UNSIGNED') log().warn('the release is installed UNSIGNED (--allow-unsigned: development only)');
+        if (parts.releaseJson) ctx.manifest = readManifest(parts.sums, parts.releaseJson, ctx.request.version);
+      },
+    },
+    {
+      name: 'decide',
+      title: 'Check the version',
+      skip: (ctx) => (ctx.version !== undefined ? 'checked before the fetch' : undefined),
+      async run(ctx) {
+        if (!ctx.manifest) throw new ContainaiError('USAGE', 'this source does not say which version it holds before its payload: give --version', { hint: 'give --version V' });
+        await decideVersion(ctx, ctx.manifest.version);
       },
     },
     {
       name: 'extract',
-      title: 'Extract the payload',
+      title: 'Extract and check the payload',
       async run(ctx) {
-        const payload = ctx.bundle!.members['payload.tar.gz'];
-        if (!payload) throw new ContainaiError('ARCHIVE', 'the bundle has no payload.tar.gz');
-        ctx.extracted = await extractTarGz(payload, ctx.tree, { limits: PAYLOAD_LIMITS, topFolder: PAYLOAD_TOP });
-        // The payload's copy is no longer needed; the kept bundle holds it.
-        await rm(join(ctx.work, 'bundle'), { recursive: true, force: true });
-      },
-    },
-    {
-      name: 'check-sums',
-      title: 'Check SHA256SUMS',
-      async run(ctx) {
-        const text = await readFile(join(ctx.tree, SUMS_FILE), 'utf8').catch(() => {
-          throw new ContainaiError('VERIFY', `the payload has no ${SUMS_FILE}`, { hint: 'the release was not made by containai-build; do not install it' });
-        });
-        const problems = compareExtractedWithSums(ctx.extracted!, text, [INSTALL_RECORD, ctx.bundleName]);
-        if (problems.length > 0) {
-          throw new ContainaiError('VERIFY', `the payload does not match its ${SUMS_FILE}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}`, {
-            hint: 'the release is damaged or was altered; do not install it',
-            details: { problems },
-          });
+        const version = ctx.version as string;
+        if (ctx.parts?.format === 1) {
+          const { installFormat1 } = await import('./format1.ts');
+          const done = await installFormat1(ctx.parts.bundlePath, ctx.work, ctx.tree, version, ctx.request.policy);
+          ctx.signer = done.signer;
+          ctx.record = record(ctx, { bundle: done.bundle, bundleSha256: done.bundleSha256, payloadSha256: done.payloadSha256 });
+          return;
         }
-      },
-    },
-    {
-      name: 'check-release',
-      title: `Check ${RELEASE_FILE}`,
-      async run(ctx) {
-        await assertPayloadIsRelease(ctx.tree, ctx.extracted!, ctx.request.version);
+        const parts = ctx.parts as Extract<ReleaseParts, { format: 2 }>;
+        const checks = new PayloadChecks({ sums: parts.sums, version, manifest: ctx.manifest });
+        const progress = createProgress(PAYLOAD_ARCHIVE);
+        try {
+          await extractArchive(ctx.request.source.payload(), ctx.tree, {
+            label: PAYLOAD_ARCHIVE,
+            topFolder: PAYLOAD_TOP,
+            limits: PAYLOAD_LIMITS,
+            checks,
+            onBytes: (n) => progress.advance(n),
+          });
+        } finally {
+          progress.done();
+        }
+        ctx.manifest = checks.manifest;
+        ctx.record = record(ctx, {});
       },
     },
     {
       name: 'keep',
-      title: 'Keep the bundle and write install.json',
+      title: 'Keep install.json and the signature material',
       async run(ctx) {
-        await rename(ctx.bundlePath, join(ctx.tree, ctx.bundleName));
-        const record: InstallRecord = {
-          version: ctx.request.version,
-          repo: ctx.request.repo,
-          source: ctx.source!,
-          bundle: ctx.bundleName,
-          bundleSha256: ctx.bundleSha256!,
-          payloadSha256: ctx.payloadSha256!,
-          signer: ctx.signer!,
-          installedAt: new Date().toISOString(),
-          installedBy: `containai-host ${VERSION}`,
-        };
-        await writeFile(join(ctx.tree, INSTALL_RECORD), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644, flag: 'wx' });
+        const parts = ctx.parts as ReleaseParts;
+        if (parts.format === 2) {
+          await writeKept(ctx.tree, ctx.record as InstallRecord, parts.signatures);
+        } else {
+          const { writeFile } = await import('node:fs/promises');
+          await writeFile(join(ctx.tree, '.containai', 'install.json'), `${JSON.stringify(ctx.record, null, 2)}\n`, { mode: 0o644, flag: 'wx' });
+        }
+        await ctx.request.hooks?.beforeActivate?.(ctx.tree, ctx.version as string);
       },
     },
     {
       name: 'sync',
       title: 'Flush the release to disk',
-      async run(ctx) {
+      run(ctx) {
         // One syncfs(2) flushes every file and folder written above; fsync of each would cost thousands of calls.
         const fd = openSync(ctx.tree, constants.O_RDONLY | constants.O_DIRECTORY);
         try {
-          if (!syncFilesystem(fd)) throw new ContainaiError('STATE', `could not flush ${ctx.tree} to disk`);
+          if (!syncFilesystem(fd)) throw new ContainaiError('STATE', `could not flush ${ctx.tree} to disk`, { hint: 'check the file system (dmesg) and run again' });
         } finally {
           closeSync(fd);
         }
       },
     },
     {
+      name: 'floor',
+      title: 'Raise the downgrade floor',
+      // Before the switch: once current names the release, the floor must already say it was installed.
+      run: (ctx) => raiseFloor(ctx.layout, ctx.floor, ctx.version as string, new Date().toISOString()),
+    },
+    {
       name: 'place',
       title: 'Move the release into releases/',
       async run(ctx) {
         const taken = new Set(await readdir(ctx.layout.releases));
-        ctx.dirName = freeReleaseDirName(ctx.request.version, taken);
+        ctx.dirName = freeReleaseDirName(ctx.version as string, taken);
         await rename(ctx.tree, join(ctx.layout.releases, ctx.dirName));
         await fsyncDir(ctx.layout.releases);
       },
@@ -334,11 +252,25 @@ function installSteps(): Step<InstallContext>[] {
       name: 'activate',
       title: 'Switch current',
       async run(ctx) {
-        const { oldCurrent } = await activateRelease(ctx.layout, ctx.dirName!);
+        const { oldCurrent } = await activateRelease(ctx.layout, ctx.dirName as string);
         ctx.oldCurrent = oldCurrent;
       },
     },
   ];
+}
+
+function record(ctx: InstallContext, format1: { bundle?: string; bundleSha256?: string; payloadSha256?: string }): InstallRecord {
+  const common = {
+    version: ctx.version as string,
+    repo: ctx.request.repo,
+    source: ctx.request.source.location,
+    signer: ctx.signer as Signer,
+    installedAt: new Date().toISOString(),
+    installedBy: `containai-host ${VERSION}`,
+  };
+  if (ctx.parts?.format === 1) return { format: 1, ...common, bundle: format1.bundle as string, bundleSha256: format1.bundleSha256 as string, payloadSha256: format1.payloadSha256 as string };
+  const parts = ctx.parts as Extract<ReleaseParts, { format: 2 }>;
+  return { format: 2, ...common, manifestSha256: sha256Bytes(parts.sums) };
 }
 
 /** Removes other copies of the version just installed that neither link names any more. */
@@ -352,70 +284,93 @@ async function removeOtherCopies(layout: InstallLayout, version: string): Promis
 }
 
 function outcomeOf(err: unknown): 'refused' | 'failed' {
-  return err instanceof ContainaiError && ['VERIFY', 'ARCHIVE', 'INPUT', 'PERMISSION', 'NOT_FOUND'].includes(err.code) ? 'refused' : 'failed';
+  return err instanceof ContainaiError && ['VERIFY', 'ARCHIVE', 'INPUT', 'PERMISSION', 'NOT_FOUND', 'USAGE'].includes(err.code) ? 'refused' : 'failed';
+}
+
+/** An errno error as the operator's message (read-only, not writable, full), anything else as it is. */
+function explain(err: unknown, layout: InstallLayout): unknown {
+  if (isContainaiError(err)) return err;
+  return fsError(err, 'install', layout.root) ?? err;
+}
+
+/** current must be a link (or absent): a folder there would be replaced by the switch, so it is refused first. */
+async function assertCurrentIsLink(layout: InstallLayout): Promise<void> {
+  const current = await readReleaseLink(layout, CURRENT_LINK);
+  if (current.kind !== 'invalid') return;
+  throw new ContainaiError('STATE', `${layout.current}: ${current.reason}; refusing to replace it`, {
+    hint: `install makes current a link to a release: look at what ${layout.current} holds, move it away (mv ${layout.current} ${layout.current}.old), then run again; nothing was changed`,
+  });
 }
 
 export async function installRelease(request: InstallRequest): Promise<InstallResult> {
   const layout = installLayout(request.installRoot);
-  await mkdir(layout.root, { recursive: true, mode: 0o755 });
+  try {
+    await mkdir(layout.root, { recursive: true, mode: 0o755 });
+  } catch (err) {
+    throw explain(err, layout);
+  }
   // The lock first: it refuses a releases/ or state/ that is not a real folder (lib/release/guard.ts).
-  const lock = await acquireLock(layout, `containai-host install ${request.version}`, request.lockWaitMs);
+  const lock = await acquireLock(layout, `containai-host install ${request.version ?? request.source.location}`, request.lockWaitMs).catch((err) => {
+    throw explain(err, layout);
+  });
+  let work: string | undefined;
+  let ctx: InstallContext | undefined;
   try {
     await mkdir(layout.releases, { recursive: true, mode: 0o755 });
     if (lock.staleHolder) log().info(`took over the lock left by pid ${lock.staleHolder.pid} (${lock.staleHolder.command}), which ended without releasing it`);
     const removed = await removeLeftovers(layout);
     if (removed.length > 0) log().info(`removed what an interrupted run left: ${removed.join(', ')}`);
+    await assertCurrentIsLink(layout);
 
-    const current = await readReleaseLink(layout, CURRENT_LINK);
-    if (current.kind === 'release' && versionOfDir(current.dirName) === request.version && !request.force) {
-      const verification = await verifyInstalledRelease(layout.root, { policy: request.policy });
-      if (!verification.ok) {
-        await appendEvent(layout, { action: 'install', version: request.version, outcome: 'refused', reason: `already current but fails verification: ${verification.problems[0]}` });
-        throw new ContainaiError('VERIFY', `${request.version} is already current but does not verify: ${verification.problems.slice(0, 3).join('; ')}`, {
-          hint: 'reinstall it with --force (the live tree is replaced atomically)',
-          details: { problems: verification.problems },
-        });
-      }
-      await appendEvent(layout, { action: 'install', version: request.version, outcome: 'unchanged', reason: 'already current' });
-      return { outcome: 'already-current', version: request.version, dirName: current.dirName, steps: [], verification };
-    }
-
-    const floor = await readFloor(layout);
-    const present = (await readdir(layout.releases)).filter(isReleaseDirName).map(versionOfDir);
-    const below = downgradeReason(floor, request.version, present);
-    if (below && !request.allowDowngrade) {
-      await appendEvent(layout, { action: 'install', version: request.version, outcome: 'refused', reason: `downgrade: ${below}` });
-      throw new ContainaiError('VERIFY', `refusing a downgrade: ${below}`, {
-        hint: 'an old release may carry fixed vulnerabilities; if you mean it, rerun with --allow-downgrade (or use rollback)',
-      });
-    }
-
-    const bundleName = bundleFileName(request.version);
-    const work = join(layout.releases, `${STAGING_PREFIX}${request.version}-${randomBytes(6).toString('hex')}`);
+    work = join(layout.releases, `${STAGING_PREFIX}${request.version ?? 'oci'}-${randomBytes(6).toString('hex')}`);
+    ctx = { request, layout, floor: await readFloor(layout), work, tree: join(work, 'tree') };
+    if (request.version !== undefined) await decideVersion(ctx, request.version);
     await mkdir(work, { mode: 0o700 });
-    const ctx: InstallContext = { request, layout, bundleName, work, tree: join(work, 'tree'), bundlePath: join(work, bundleName) };
-    let steps: StepRecord[];
-    try {
-      steps = await runSteps(installSteps(), ctx);
-    } catch (err) {
-      await rm(work, { recursive: true, force: true }).catch(() => undefined);
-      await appendEvent(layout, { action: 'install', version: request.version, outcome: outcomeOf(err), reason: err instanceof Error ? err.message : String(err) });
-      throw err;
+    const steps = await runSteps(installSteps(), ctx);
+    return await afterCommit(ctx, steps);
+  } catch (err) {
+    if (err instanceof AlreadyCurrent) {
+      const version = ctx?.version ?? versionOfDir(err.verification.release?.dirName ?? '');
+      await appendEvent(layout, { action: 'install', version, outcome: 'unchanged', reason: 'already current' });
+      return { outcome: 'already-current', version, dirName: err.verification.release?.dirName ?? version, steps: [], verification: err.verification, warnings: [] };
     }
-    await raiseFloor(layout, floor, request.version, new Date().toISOString());
-    await appendEvent(layout, { action: 'install', version: request.version, outcome: 'ok', dir: `releases/${ctx.dirName}`, replaced: ctx.oldCurrent });
-    await rm(work, { recursive: true, force: true });
-    await removeOtherCopies(layout, request.version);
-    const previous = await readReleaseLink(layout, PREVIOUS_LINK);
-    return {
-      outcome: 'installed',
-      version: request.version,
-      dirName: ctx.dirName!,
-      previous: previous.kind === 'release' ? previous.dirName : undefined,
-      signer: ctx.signer,
-      steps,
-    };
+    const error = explain(err, layout);
+    await appendEvent(layout, { action: 'install', version: ctx?.version ?? request.version, outcome: outcomeOf(error), reason: error instanceof Error ? error.message : String(error) });
+    throw error;
   } finally {
+    await request.source.close().catch(() => undefined);
+    if (work) await rm(work, { recursive: true, force: true }).catch(() => undefined);
     lock.release();
   }
+}
+
+/** After the switch: the release is current. Everything here is reported, never failed. */
+async function afterCommit(ctx: InstallContext, steps: StepRecord[]): Promise<InstallResult> {
+  const warnings: string[] = [];
+  const attempt = async (what: string, run: () => Promise<void>) => {
+    try {
+      await run();
+    } catch (err) {
+      const line = `${what}: ${describeCause(err)}`;
+      warnings.push(line);
+      log().warn(`the install is done, but ${line}`);
+    }
+  };
+  const version = ctx.version as string;
+  const dirName = ctx.dirName as string;
+  const { layout, request } = ctx;
+  await attempt('the trial could not start', async () => request.hooks?.afterActivate?.(layout, version, dirName, ctx.oldCurrent));
+  await attempt('the event could not be logged', () => appendEvent(layout, { action: 'install', version, outcome: 'ok', dir: `releases/${dirName}`, replaced: ctx.oldCurrent, format: ctx.parts?.format }, { strict: true }));
+  await attempt('an older copy of this version could not be removed', () => removeOtherCopies(layout, version));
+  const previous = await readReleaseLink(layout, PREVIOUS_LINK).catch(() => ({ kind: 'absent' as const }));
+  return {
+    outcome: 'installed',
+    version,
+    format: ctx.parts?.format,
+    dirName,
+    previous: previous.kind === 'release' ? previous.dirName : undefined,
+    signer: ctx.signer,
+    steps,
+    warnings,
+  };
 }

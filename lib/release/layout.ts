@@ -1,11 +1,15 @@
 /**
  * Where things live under an install root (SPEC "The host"):
  *
- *   releases/<version>/   a complete, verified release (payload + kept bundle + install.json)
+ *   releases/<version>/   a complete, verified release: the payload's tree and .containai/
+ *                         (install.json and the signature material that verified the manifest)
  *   current, previous     relative symlinks to releases/<dir>
  *   state/lock            the lock file (flock) and its holder
  *   state/floor.json      the downgrade floor, kept apart from releases/ so deleting a release cannot lower it
- *   state/events.jsonl    one JSON line per install, rollback and refused verification
+ *   state/events.jsonl    one JSON line per install, rollback, gate decision and refused verification
+ *   state/gate.json       the release on trial (lib/gate)
+ *   state/bad.json        versions that failed their gate
+ *   state/downloads/      partial downloads a later run resumes (registry blobs)
  *
  * Work in progress is named so that the next run can recognise and remove it
  * after a crash: releases/.staging-*, releases/.trash-*, and .tmp-* symlinks
@@ -23,7 +27,7 @@ export const RELEASES_DIR = 'releases';
 export const CURRENT_LINK = 'current';
 export const PREVIOUS_LINK = 'previous';
 export const STATE_DIR = 'state';
-export const INSTALL_RECORD = 'install.json';
+export { INSTALL_RECORD, KEPT_DIR } from '../bundle/layout.ts';
 export const STAGING_PREFIX = '.staging-';
 export const TRASH_PREFIX = '.trash-';
 export const TEMP_LINK_PREFIX = '.tmp-';
@@ -39,6 +43,9 @@ export interface InstallLayout {
   lock: string;
   floor: string;
   events: string;
+  gate: string;
+  bad: string;
+  downloads: string;
 }
 
 export function installLayout(root: string): InstallLayout {
@@ -52,6 +59,9 @@ export function installLayout(root: string): InstallLayout {
     lock: join(state, 'lock'),
     floor: join(state, 'floor.json'),
     events: join(state, 'events.jsonl'),
+    gate: join(state, 'gate.json'),
+    bad: join(state, 'bad.json'),
+    downloads: join(state, 'downloads'),
   };
 }
 

@@ -1,8 +1,14 @@
-/** install.json: what was installed, from where, verified by whom, and when (SPEC "The host"). */
+/**
+ * install.json: what was installed, from where, verified by whom, and when
+ * (SPEC "The host"). It lives in releases/<dir>/.containai/ beside the
+ * signature material that verified the manifest. Releases installed by the
+ * agent of the first format keep it at the release's top (with their whole
+ * bundle beside it): both places are read.
+ */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { INSTALL_RECORD } from './layout.ts';
+import { INSTALL_RECORD, KEPT_DIR } from '../bundle/layout.ts';
 
 const HEX64 = z.string().regex(/^[0-9a-f]{64}$/);
 
@@ -19,19 +25,34 @@ export const SignerSchema = z.union([
 ]);
 export type Signer = z.infer<typeof SignerSchema>;
 
-export const InstallRecordSchema = z.object({
+const common = {
   version: z.string(),
   repo: z.string().optional(),
-  /** Where the bundle came from: a URL (never with credentials) or a local path. */
+  /** Where the release came from: a URL (never with credentials), a registry reference or a local path. */
   source: z.string(),
-  bundle: z.string(),
-  bundleSha256: HEX64,
-  payloadSha256: HEX64,
   signer: SignerSchema,
   installedAt: z.string(),
   installedBy: z.string(),
+};
+
+/** A release of the current format: the signature covers SHA256SUMS. */
+export const ManifestRecordSchema = z.object({ format: z.literal(2), ...common, manifestSha256: HEX64 });
+/** A release of the first format: the signature covers payload.tar.gz, whose bundle is kept. */
+export const Format1RecordSchema = z.object({
+  format: z.literal(1).optional(),
+  ...common,
+  bundle: z.string(),
+  bundleSha256: HEX64,
+  payloadSha256: HEX64,
 });
+export const InstallRecordSchema = z.union([ManifestRecordSchema, Format1RecordSchema]);
+export type ManifestRecord = z.infer<typeof ManifestRecordSchema>;
+export type Format1Record = z.infer<typeof Format1RecordSchema>;
 export type InstallRecord = z.infer<typeof InstallRecordSchema>;
+
+export function recordFormat(record: InstallRecord): 1 | 2 {
+  return record.format === 2 ? 2 : 1;
+}
 
 export function describeSigner(signer: Signer): string {
   if (signer === 'UNSIGNED') return 'UNSIGNED';
@@ -41,15 +62,32 @@ export function describeSigner(signer: Signer): string {
   return signer.ref && !who.endsWith(`@${signer.ref}`) ? `${who}@${signer.ref}` : who;
 }
 
-/** Reads and checks a release's install.json; a string says what is wrong with it. */
-export async function readInstallRecord(dir: string): Promise<InstallRecord | string> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(join(dir, INSTALL_RECORD), 'utf8'));
-  } catch (err) {
-    return `${INSTALL_RECORD}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'not JSON'}`;
+/** Where a release's install.json is: .containai/ (this agent) or the top (the first format's agent). */
+export type RecordPlace = 'kept' | 'top';
+
+export function recordPath(dir: string, place: RecordPlace): string {
+  return place === 'kept' ? join(dir, KEPT_DIR, INSTALL_RECORD) : join(dir, INSTALL_RECORD);
+}
+
+/** Reads and checks a release's install.json, from either place; a string says what is wrong with it. */
+export async function readInstallRecord(dir: string): Promise<{ record: InstallRecord; place: RecordPlace } | string> {
+  for (const place of ['kept', 'top'] as const) {
+    let text: string;
+    try {
+      text = await readFile(recordPath(dir, place), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      return `${place === 'kept' ? `${KEPT_DIR}/` : ''}${INSTALL_RECORD}: unreadable (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return `${place === 'kept' ? `${KEPT_DIR}/` : ''}${INSTALL_RECORD}: not JSON`;
+    }
+    const parsed = InstallRecordSchema.safeParse(json);
+    if (!parsed.success) return `${place === 'kept' ? `${KEPT_DIR}/` : ''}${INSTALL_RECORD}: ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`;
+    return { record: parsed.data, place };
   }
-  const parsed = InstallRecordSchema.safeParse(json);
-  if (!parsed.success) return `${INSTALL_RECORD}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
-  return parsed.data;
+  return `${KEPT_DIR}/${INSTALL_RECORD}: missing`;
 }

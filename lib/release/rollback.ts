@@ -1,9 +1,9 @@
 /**
  * rollback: previous becomes current and current becomes previous. The
  * release going live is verified first, as fully as install --verify-only does
- * (its files against SHA256SUMS, that SHA256SUMS against the one inside the
- * kept bundle's payload, and the kept bundle's signature under the trust
- * policy): a rollback must not put a tampered tree live, and an attacker who
+ * (lib/release/verify-installed.ts: its kept signature over its manifest under
+ * the trust policy, then every entry against the manifest, whichever format
+ * it is): a rollback must not put a tampered tree live, and an attacker who
  * can write under the install root can rewrite SHA256SUMS but not re-sign.
  * Without policy flags the policy is the one previous's install.json records
  * (as check-health does), except that an UNSIGNED previous needs
@@ -15,12 +15,12 @@ import { ContainaiError, describeCause } from '../errors.ts';
 import { pointLink, readReleaseLink, removeLink, swapCurrentAndPrevious } from './activate.ts';
 import { removeLeftovers } from './cleanup.ts';
 import { appendEvent } from './events.ts';
-import { verifyInstalledRelease } from './installed.ts';
+import { verifyInstalledRelease } from './verify-installed.ts';
 import { CURRENT_LINK, installLayout, PREVIOUS_LINK, versionOfDir } from './layout.ts';
 import { acquireLock } from './lock.ts';
 import { readInstallRecord } from './record.ts';
 import { DEFAULT_RECORD_POLICY, policyFromRecord } from './record-policy.ts';
-import type { ReleasePolicy } from './trust.ts';
+import type { TrustPolicy as ReleasePolicy } from '../trust/policy.ts';
 
 export interface RollbackResult {
   current: string;
@@ -38,12 +38,12 @@ export interface RollbackOptions {
 }
 
 /** The policy previous must verify under: the flags', or its recorded signer's. */
-async function previousPolicy(dir: string, options: RollbackOptions): Promise<ReleasePolicy | string> {
+async function previousPolicy(dir: string, options: Omit<RollbackOptions, 'lockWaitMs'>): Promise<ReleasePolicy | string> {
   if (options.policy) return options.policy;
-  const record = await readInstallRecord(dir);
-  if (typeof record === 'string') return record;
+  const read = await readInstallRecord(dir);
+  if (typeof read === 'string') return read;
   try {
-    const policy = policyFromRecord(record, { ...DEFAULT_RECORD_POLICY, trustDir: options.trustDir });
+    const policy = policyFromRecord(read.record, { ...DEFAULT_RECORD_POLICY, trustDir: options.trustDir });
     return { ...policy, allowUnsigned: policy.allowUnsigned && options.allowUnsigned === true };
   } catch (err) {
     return err instanceof ContainaiError ? err.message : describeCause(err);
@@ -54,6 +54,19 @@ export async function rollbackRelease(installRoot: string, options: RollbackOpti
   const layout = installLayout(installRoot);
   const lock = await acquireLock(layout, 'containai-host rollback', options.lockWaitMs);
   try {
+    return await rollbackLocked(installRoot, options);
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * The rollback itself, for a caller that already holds the install lock (the gate's decision).
+ * Verifies previous, then swaps; refuses and changes nothing when previous does not verify.
+ */
+export async function rollbackLocked(installRoot: string, options: Omit<RollbackOptions, 'lockWaitMs'>, reason = 'rollback'): Promise<RollbackResult> {
+  const layout = installLayout(installRoot);
+  {
     await removeLeftovers(layout);
     const current = await readReleaseLink(layout, CURRENT_LINK);
     const previous = await readReleaseLink(layout, PREVIOUS_LINK);
@@ -93,9 +106,8 @@ export async function rollbackRelease(installRoot: string, options: RollbackOpti
       outcome: 'ok',
       from: current.kind === 'release' ? versionOfDir(current.dirName) : undefined,
       swap,
+      ...(reason === 'rollback' ? {} : { reason }),
     });
     return { current: previous.dirName, previous: current.kind === 'release' ? current.dirName : undefined };
-  } finally {
-    lock.release();
   }
 }

@@ -12,6 +12,8 @@ export interface ReleaseSummary {
   signerText: string;
   current: boolean;
   previous: boolean;
+  /** 2: the signed manifest; 1: the first format (signature over the payload, bundle kept). */
+  format?: 1 | 2;
   problem?: string;
 }
 
@@ -38,6 +40,7 @@ export async function readStatus(installRoot: string): Promise<InstallStatus> {
         signerText: signer === 'UNKNOWN' ? 'UNKNOWN' : describeSigner(signer),
         current: r === state.current,
         previous: r === state.previous,
+        format: r.format,
         problem: r.recordProblem,
       };
     }),

@@ -173,8 +173,22 @@ export interface BlobLabels {
  * Sigstore bundle that verifies (a cosign user checking the .sig would be refused too).
  */
 export async function verifyBlob(bytes: Uint8Array, material: BlobSignatures, policy: TrustPolicy, labels: BlobLabels): Promise<Verdict> {
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const artifact = artifactFrom(undefined, sha256, bytes);
+  return verifySigned({ sha256: createHash('sha256').update(bytes).digest('hex'), bytes }, material, policy, labels);
+}
+
+/**
+ * The same for an artifact known by its digest (computed in this run from its bytes), with its bytes
+ * in memory or at a path when a scheme needs them (Ed25519 signs the message itself): without
+ * either, such a signature throws PayloadBytesNeeded for the caller to retry with the bytes.
+ */
+export async function verifySigned(
+  subject: { sha256: string; bytes?: Uint8Array; path?: string },
+  material: BlobSignatures,
+  policy: TrustPolicy,
+  labels: BlobLabels,
+): Promise<Verdict> {
+  const artifact = artifactFrom(subject.path, subject.sha256, subject.bytes);
+  const sha256 = subject.sha256;
   const trust = await trustContext(policy);
   const candidates: ParsedBundle[] = [];
   if (material.attestation !== undefined) candidates.push(...parseBundles(material.attestation, labels.attestation ?? 'attestation'));

@@ -1,0 +1,77 @@
+/**
+ * releases/<dir>/.containai/: what a host keeps beside an installed tree so
+ * that the release can be verified again from disk alone: install.json and
+ * the signature material that verified the manifest, exactly as received (a
+ * few KB; the payload is never needed again). Read without following links
+ * and with size limits: whoever can write there must not make root read a
+ * FIFO or a file of their choosing elsewhere.
+ */
+import { constants } from 'node:fs';
+import { mkdir, open, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ATTESTATION_FILE, INSTALL_RECORD, KEPT_DIR, SIGNATURE_FILES, SUMS_SIG_FILE, SUMS_SIGSTORE_FILE } from '../bundle/layout.ts';
+import { ContainaiError } from '../errors.ts';
+import type { SignatureSet } from '../manifest/verify.ts';
+import type { InstallRecord } from './record.ts';
+
+/** A kept signature file is a few KB; an attestation with many lines a few hundred. */
+const MAX_KEPT_BYTES = 16 * 1024 * 1024;
+
+/** The files of .containai/ a current-format release may hold. */
+export const KEPT_FILES: readonly string[] = [INSTALL_RECORD, ...SIGNATURE_FILES];
+
+const FIELD: Record<(typeof SIGNATURE_FILES)[number], keyof SignatureSet> = {
+  [ATTESTATION_FILE]: 'attestation',
+  [SUMS_SIGSTORE_FILE]: 'sigstoreBundle',
+  [SUMS_SIG_FILE]: 'sig',
+};
+
+/** Writes .containai/ into a staged tree (before it is placed): the record and each piece of material given. */
+export async function writeKept(tree: string, record: InstallRecord, signatures: SignatureSet): Promise<void> {
+  const dir = join(tree, KEPT_DIR);
+  await mkdir(dir, { mode: 0o755 });
+  await writeFile(join(dir, INSTALL_RECORD), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644, flag: 'wx' });
+  for (const name of SIGNATURE_FILES) {
+    const text = signatures[FIELD[name]];
+    if (text !== undefined) await writeFile(join(dir, name), text, { mode: 0o644, flag: 'wx' });
+  }
+}
+
+/** A small file read through a descriptor opened without following links; undefined when absent. */
+export async function readSmallFile(path: string, maxBytes = MAX_KEPT_BYTES): Promise<Uint8Array | undefined> {
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw new ContainaiError('VERIFY', `${path}: is a symlink`);
+    // No permission, an I/O error: the caller says so as it is, not as a finding about the release.
+    throw err;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new ContainaiError('VERIFY', `${path}: not a regular file`);
+    if (info.size > maxBytes) throw new ContainaiError('VERIFY', `${path}: ${info.size} bytes (at most ${maxBytes})`);
+    const buffer = Buffer.alloc(info.size);
+    let off = 0;
+    while (off < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, off, buffer.length - off, off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    return buffer.subarray(0, off);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The signature material kept beside a release. */
+export async function readKeptSignatures(releaseDir: string): Promise<SignatureSet> {
+  const set: SignatureSet = {};
+  for (const name of SIGNATURE_FILES) {
+    const bytes = await readSmallFile(join(releaseDir, KEPT_DIR, name));
+    if (bytes !== undefined) set[FIELD[name]] = new TextDecoder().decode(bytes);
+  }
+  return set;
+}
