@@ -42,22 +42,34 @@ export async function readReleaseLink(layout: InstallLayout, name: LinkName): Pr
   return { kind: 'release', dirName, dir };
 }
 
+/**
+ * The calls that commit a switch, as one seam: a test records them to show that every rename that
+ * commits is followed by an fsync of the install root (a kill cannot show lost durability).
+ */
+export interface SwitchIo {
+  rename(from: string, to: string): Promise<void>;
+  fsyncDir(dir: string): Promise<void>;
+  exchange(a: string, b: string): Promise<ExchangeOutcome>;
+}
+
+export const SYSTEM_IO: SwitchIo = { rename, fsyncDir, exchange: exchangeNames };
+
 /** Points name at releases/<dirName> with one rename of a fresh symlink. */
-export async function pointLink(layout: InstallLayout, name: LinkName, dirName: string): Promise<void> {
+export async function pointLink(layout: InstallLayout, name: LinkName, dirName: string, io: SwitchIo = SYSTEM_IO): Promise<void> {
   const temp = join(layout.root, `${TEMP_LINK_PREFIX}${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
   await symlink(linkTarget(dirName), temp);
   try {
-    await rename(temp, join(layout.root, name));
+    await io.rename(temp, join(layout.root, name));
   } catch (err) {
     await rm(temp, { force: true });
     throw err;
   }
-  await fsyncDir(layout.root);
+  await io.fsyncDir(layout.root);
 }
 
-export async function removeLink(layout: InstallLayout, name: LinkName): Promise<void> {
+export async function removeLink(layout: InstallLayout, name: LinkName, io: SwitchIo = SYSTEM_IO): Promise<void> {
   await rm(join(layout.root, name), { force: true });
-  await fsyncDir(layout.root);
+  await io.fsyncDir(layout.root);
 }
 
 /**
@@ -66,11 +78,11 @@ export async function removeLink(layout: InstallLayout, name: LinkName): Promise
  * current moves first: a crash between the two renames leaves the new release
  * current and the older previous intact.
  */
-export async function activateRelease(layout: InstallLayout, dirName: string): Promise<{ oldCurrent?: string }> {
+export async function activateRelease(layout: InstallLayout, dirName: string, io: SwitchIo = SYSTEM_IO): Promise<{ oldCurrent?: string }> {
   const old = await readReleaseLink(layout, CURRENT_LINK);
-  await pointLink(layout, CURRENT_LINK, dirName);
+  await pointLink(layout, CURRENT_LINK, dirName, io);
   if (old.kind === 'release' && old.dirName !== dirName && versionOfDir(old.dirName) !== versionOfDir(dirName)) {
-    await pointLink(layout, PREVIOUS_LINK, old.dirName);
+    await pointLink(layout, PREVIOUS_LINK, old.dirName, io);
   }
   return { oldCurrent: old.kind === 'release' ? old.dirName : undefined };
 }
@@ -85,13 +97,13 @@ export async function swapCurrentAndPrevious(
   layout: InstallLayout,
   currentDir: string,
   previousDir: string,
-  exchange: (a: string, b: string) => Promise<ExchangeOutcome> = exchangeNames,
+  io: SwitchIo = SYSTEM_IO,
 ): Promise<'exchange' | 'renames'> {
-  if ((await exchange(join(layout.root, CURRENT_LINK), join(layout.root, PREVIOUS_LINK))) === 'exchanged') {
-    await fsyncDir(layout.root);
+  if ((await io.exchange(join(layout.root, CURRENT_LINK), join(layout.root, PREVIOUS_LINK))) === 'exchanged') {
+    await io.fsyncDir(layout.root);
     return 'exchange';
   }
-  await pointLink(layout, CURRENT_LINK, previousDir);
-  await pointLink(layout, PREVIOUS_LINK, currentDir);
+  await pointLink(layout, CURRENT_LINK, previousDir, io);
+  await pointLink(layout, PREVIOUS_LINK, currentDir, io);
   return 'renames';
 }

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exchangeNames } from '../../lib/fs/exchange.ts';
-import { swapCurrentAndPrevious } from '../../lib/release/activate.ts';
+import { swapCurrentAndPrevious, SYSTEM_IO } from '../../lib/release/activate.ts';
 import { installLayout } from '../../lib/release/layout.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cai-exchange-'));
@@ -57,7 +57,7 @@ describe('swapCurrentAndPrevious', () => {
 
   test('falls back to two renames when the exchange is unsupported, leaving no temp links', async () => {
     const { root, a, b } = links();
-    const how = await swapCurrentAndPrevious(installLayout(root), 'v2', 'v1', async () => 'unsupported');
+    const how = await swapCurrentAndPrevious(installLayout(root), 'v2', 'v1', { ...SYSTEM_IO, exchange: async () => 'unsupported' });
     expect(how).toBe('renames');
     expect([readlinkSync(a), readlinkSync(b)]).toEqual(['releases/v1', 'releases/v2']);
     expect(readdirSync(root).sort()).toEqual(['current', 'previous', 'releases']);
