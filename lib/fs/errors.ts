@@ -8,7 +8,7 @@ import { ContainaiError, describeCause } from '../errors.ts';
 
 const HINTS: Record<string, (where: string) => string> = {
   EROFS: (where) => `${where} is on a read-only file system: remount it read-write, or choose another --install-root`,
-  EACCES: (where) => `this user may not write ${where}: run as root (sudo), or fix the folder's owner and mode`,
+  EACCES: (where) => `this user may not use ${where}: run as root (sudo), or fix the owner and mode`,
   EPERM: (where) => `the operation was not permitted on ${where}: run as root, and check it is not immutable (lsattr)`,
   ENOSPC: (where) => `the file system holding ${where} is full: free space (containai-host prune, docker image prune) and run again`,
   EDQUOT: (where) => `the disk quota for ${where} is used up: free space and run again`,

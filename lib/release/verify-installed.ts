@@ -19,7 +19,7 @@
  */
 import { join } from 'node:path';
 import { KEPT_DIR, RELEASE_FILE, SUMS_FILE } from '../bundle/layout.ts';
-import { type ContainaiError, isContainaiError } from '../errors.ts';
+import { ContainaiError, isContainaiError } from '../errors.ts';
 import { fsError } from '../fs/errors.ts';
 import { isReleaseRefusal, ReleaseRefusal } from '../manifest/refusal.ts';
 import { EntryJudge, problemLine, readManifest, type SeenEntry, verifyManifestSignature } from '../manifest/verify.ts';
@@ -197,7 +197,14 @@ export async function verifyInstalledRelease(installRoot: string, options: Verif
     dir = state.dir;
   }
   const release = await describeRelease(dir, dirName);
-  if (!release.record) return fail(`releases/${dirName}/${release.recordProblem}`, release);
+  if (!release.record) {
+    const problem = `releases/${dirName}/${release.recordProblem}`;
+    // Not a finding about the release: this user may not read it.
+    if (/\((EACCES|EPERM)\)/.test(release.recordProblem ?? '')) {
+      return { ...fail(problem, release), error: new ContainaiError('PERMISSION', problem, { hint: `this user may not read releases/${dirName}: run as root (the timer does)` }) };
+    }
+    return fail(problem, release);
+  }
   const stampKey = options.stamp ? await policyKey(options.policy) : '';
   const stamp = options.stamp ? await readStamp(layout, dirName, stampKey, options.stamp.maxAgeMs) : undefined;
   const known = new Map(Object.entries(stamp?.files ?? {}));

@@ -98,7 +98,7 @@ describe('ordinary conditions get their own message and hint', () => {
     const stderr = r.stderr.toString();
     expect(r.exitCode).toBe(1);
     expect(stderr).toContain('EACCES');
-    expect(stderr).toMatch(/may not write|run as root/);
+    expect(stderr).toMatch(/may not use|run as root/);
     expect(stderr).not.toContain('this is a bug');
     expect(existsSync(join(root, 'releases'))).toBe(false);
   });

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TarSpec } from '../helpers/archives.ts';
-import { host, removeDir, tempDir } from '../helpers/cli.ts';
+import { createHash } from 'node:crypto';
+import { binaryPath, host, removeDir, tempDir } from '../helpers/cli.ts';
 import { craftRelease, SMALL_TREE } from '../helpers/craft.ts';
 import { makeKeyPair, makeTestCA, type TestKeyPair, writeKeyPair } from '../helpers/signing.ts';
 
@@ -240,5 +241,44 @@ describe('a stray signature fails verification', () => {
     const r = await host(['install', '--version', 'v1.0.0', '--bundle', release.bundle, '--key', keyFiles.pub, ...rootArgs(root)]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('SHA256SUMS.sig does not verify with any pinned key');
+  });
+});
+
+describe("check-health's fix line names the real cause", () => {
+  const healthOf = async (root: string, args: string[], options: Parameters<typeof host>[1] = {}) => {
+    const r = await host(['check-health', '--offline', '--json', '--install-root', root, ...args], { ...options, env: { DOCKER_HOST: 'unix:///nonexistent.sock', ...options.env } });
+    return (JSON.parse(r.stdout).checks as Array<{ id: string; status: string; message: string; fix?: string }>).find((c) => c.id === 'release')!;
+  };
+
+  test('a key given on the command line that is not there: says so, not tampering', async () => {
+    const { root } = await installed();
+    const check = await healthOf(root, ['--key', join(work, 'absent.pub')]);
+    expect(check.status).toBe('fail');
+    expect(check.message).toContain('absent.pub');
+    expect(check.fix).not.toContain('changed after install');
+  });
+
+  test('a policy that does not match the signer: names the signer, not tampering', async () => {
+    const { root } = await installed();
+    const otherPub = writeKeyPair(tempDir('cai-other-'), 'other', other).pub;
+    const check = await healthOf(root, ['--key', otherPub]);
+    expect(check.status).toBe('fail');
+    expect(check.fix).toContain('does not verify under the policy flags given');
+    expect(check.fix).toContain(`key ${createHash('sha256').update(key.publicKey.export({ type: 'spki', format: 'der' }) as Buffer).digest('hex')}`);
+    expect(check.fix).not.toContain('changed after install');
+  });
+
+  test('a user who cannot read the release: says to run as root, not tampering', async () => {
+    const { root, dir, releaseDir } = await installed();
+    for (const d of [dir, root, join(root, 'releases'), releaseDir]) chmodSync(d, 0o755);
+    chmodSync(join(releaseDir, '.containai'), 0o700);
+    const r = Bun.spawnSync(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', binaryPath('containai-host'), 'check-health', '--offline', '--json', '--install-root', root, '--key', keyFiles.pub], {
+      env: { PATH: process.env.PATH, NO_COLOR: '1', DOCKER_HOST: 'unix:///nonexistent.sock', CONTAINAI_STATE_DIR: '/nonexistent-state' },
+    });
+    const check = (JSON.parse(r.stdout.toString()).checks as Array<{ id: string; status: string; message: string; fix?: string }>).find((c) => c.id === 'release')!;
+    expect(check.status).toBe('fail');
+    expect(check.message).toContain('EACCES');
+    expect(check.fix).toMatch(/run as root|may not/);
+    expect(check.fix).not.toContain('changed after install');
   });
 });
