@@ -7,6 +7,11 @@
  * that same list, so what the manifest says is what the archive holds: one
  * scan of the staged tree decides every path, type, mode and link.
  *
+ * Every name and link is judged here by the rules a host installs by
+ * (lib/manifest/entry-tree.ts): a link must lead to a file or folder of the
+ * release without passing through another link, and a name must be one a host
+ * accepts. A release package makes is a release a host can install.
+ *
  * Modes are normalised: git records only the executable bit, so the other bits
  * of a checkout depend on the umask of the machine; 0755/0644 (folders 0755)
  * makes the payload the same everywhere and drops setuid, setgid and sticky.
@@ -17,7 +22,9 @@ import type { ArchiveEntry } from '../archive/write.ts';
 import { PAYLOAD_TOP, RELEASE_FILE, SUMS_FILE } from '../bundle/layout.ts';
 import { comparePaths, formatSums } from '../digest.ts';
 import { ContainaiError } from '../errors.ts';
+import { EntryTree, pathProblem } from '../manifest/entry-tree.ts';
 import { entryMode, formatReleaseJson, type ReleaseEntry } from '../manifest/release-json.ts';
+import { printableName } from '../text.ts';
 import { hashFiles } from './sums.ts';
 import { scanTree } from './tree.ts';
 
@@ -61,6 +68,7 @@ export async function writeManifest(payloadDir: string, version: string): Promis
     PayloadEntry,
   ];
   const entries = [sumsEntry, releaseEntry, ...rest.sort((a, b) => comparePaths(a.path, b.path))];
+  assertInstallable(entries);
 
   const releaseText = formatReleaseJson(version, new Map(entries.map((e) => [e.path, describeEntry(e)])));
   await writeFile(releaseEntry.source as string, releaseText, { mode: 0o644, flag: 'wx' });
@@ -74,6 +82,29 @@ export async function writeManifest(payloadDir: string, version: string): Promis
 
   const bytes = entries.reduce((n, e) => n + (e.size ?? 0), 0);
   return { entries, files: listed.length, bytes };
+}
+
+const MAX_LISTED = 10;
+
+/** Refuses, naming each, the entries a host would refuse: bad names, and links that do not resolve inside the release. */
+function assertInstallable(entries: readonly PayloadEntry[]): void {
+  const tree = new EntryTree();
+  const problems: string[] = [];
+  // Sorted byte-wise, a folder comes before everything under it.
+  for (const e of [...entries].sort((a, b) => comparePaths(a.path, b.path))) {
+    const problem = pathProblem(e.path) ?? tree.add(e.path, e.type, e.target);
+    if (problem) problems.push(`${printableName(e.path)}: ${problem}`);
+  }
+  for (const link of tree.links()) {
+    const problem = tree.linkProblem(link);
+    if (problem) problems.push(`${printableName(link.path)} -> ${printableName(link.target ?? '')}: the link ${problem}`);
+  }
+  if (problems.length === 0) return;
+  const more = problems.length > MAX_LISTED ? `; and ${problems.length - MAX_LISTED} more` : '';
+  throw new ContainaiError('INPUT', `the payload would not install: ${problems.slice(0, MAX_LISTED).join('; ')}${more}`, {
+    hint: 'a host refuses these entries: fix or remove them under host/ and run again',
+    details: { problems },
+  });
 }
 
 /** An entry as release.json states it. */

@@ -6,8 +6,8 @@
  * the new one. Every input that can be checked (SBOM, bundle members, the two
  * agents) is checked before anything is written.
  */
-import { copyFile, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { archiveMtime, writeTarGz } from '../archive/write.ts';
 import { checkMember, writeReleaseBundle } from '../bundle/write.ts';
 import {
@@ -58,6 +58,9 @@ export interface ReleaseContext extends Omit<ReleaseInput, 'agents'> {
   releaseDir: string;
   /** Checked by prepareRelease. */
   agents: Agent[];
+  /** The first folder of outDir this run created, removed again if the run fails (bad input writes nothing). */
+  createdOut?: string;
+  published?: boolean;
   manifest?: Manifest;
   payload?: { sha256: string; bytes: number };
   /** SHA256SUMS's digest: what is signed and attested. */
@@ -101,14 +104,14 @@ export async function prepareRelease(input: ReleaseInput): Promise<ReleaseContex
   for (const [name, path] of Object.entries(input.extras) as Array<[ExtraMember, string]>) await checkMember(name, path);
   const agents = await findAgents(input.agents.dir, input.agents.where);
 
-  await mkdir(input.outDir, { recursive: true });
+  const createdOut = await mkdir(input.outDir, { recursive: true });
   await removeAbandonedWork(input.outDir, input.version);
   const work = tempSibling(join(input.outDir, input.version), 'tmp');
   const payloadDir = join(work, 'stage', PAYLOAD_TOP);
   const releaseDir = join(work, 'release');
   await mkdir(payloadDir, { recursive: true });
   await mkdir(releaseDir);
-  return { ...input, agents, mtime, work, payloadDir, releaseDir };
+  return { ...input, agents, mtime, work, payloadDir, releaseDir, createdOut };
 }
 
 /** Moves the finished release to <out>/<version>, replacing an older one; returns its path. */
@@ -126,14 +129,23 @@ export async function publishRelease(ctx: ReleaseContext): Promise<string> {
     if (old) await rename(old, final);
     throw new ContainaiError('INPUT', `cannot move the release into ${final}: ${describeCause(err)}`, { cause: err });
   }
+  ctx.published = true;
   await fsyncDir(ctx.outDir);
   if (old) await rm(old, { recursive: true, force: true });
   return final;
 }
 
-/** Removes the work folder, whether the release was published or failed. */
+/** Removes the work folder, whether the release was published or failed, and an output folder a failed run made. */
 export async function discardWork(ctx: ReleaseContext): Promise<void> {
   await rm(ctx.work, { recursive: true, force: true });
+  if (!ctx.published && ctx.createdOut) {
+    // Only what this run made, and only if still empty (recursive: false): dist/ as it was.
+    const made = ctx.createdOut;
+    for (let dir = ctx.outDir; dir.startsWith(made); dir = dirname(dir)) {
+      if (!(await rmdir(dir).then(() => true, () => false))) break;
+      if (dir === made) break;
+    }
+  }
 }
 
 async function makeSbom(ctx: ReleaseContext): Promise<void> {
