@@ -3,7 +3,7 @@
  * means the same thing everywhere (and --help describes it the same way).
  */
 import type { ArgsDef } from 'citty';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { ExtraMember } from '../lib/payload/release.ts';
 import type { PayloadSources } from '../lib/payload/stage.ts';
 import { DEFAULT_TRUST_DIR } from '../lib/trust/policy.ts';
@@ -28,7 +28,11 @@ export const releaseOutArgs = {
  * replaces them). This --trusted-root only ships a file; the policy flag of the same name trusts one.
  */
 export const bundleExtraArgs = {
-  attestation: { type: 'string', description: 'ship this file as attestation.intoto.jsonl (as `gh attestation download` writes it)', valueHint: 'FILE' },
+  attestation: {
+    type: 'string',
+    description: 'ship this file as attestation.intoto.jsonl (as `gh attestation download` writes it); one statement must name SHA256SUMS',
+    valueHint: 'FILE',
+  },
   'cosign-asset': { type: 'string', description: 'ship this cosign binary as "cosign"', valueHint: 'FILE' },
   'trusted-root': { type: 'string', description: 'ship the Sigstore trusted_root.json CI used (recorded for operators, never trusted by hosts)', valueHint: 'FILE' },
 } as const satisfies ArgsDef;
@@ -41,20 +45,15 @@ export function extraMembers(args: { attestation?: string; 'cosign-asset'?: stri
   return members;
 }
 
-/** Where the payload's contents come from (package, sbom). */
+/** Where the payload's contents come from (package, sbom). The agent is not in the payload: see package's --agent-dir. */
 export const payloadSourceArgs = {
   'host-dir': { type: 'string', description: 'the host tree; README.md and LICENSE are taken from its parent folder', default: 'host', valueHint: 'DIR' },
-  'host-binary': { type: 'string', description: 'the containai-host shipped as tools/containai-host (default: beside containai-build)', valueHint: 'FILE' },
 } as const satisfies ArgsDef;
 
-export function payloadSources(args: { 'host-dir': string; 'host-binary'?: string }): PayloadSources {
+export function payloadSources(args: { 'host-dir': string }): PayloadSources {
   const hostDir = resolve(args['host-dir']);
-  return {
-    hostDir,
-    // README.md and LICENSE come from the project the host tree belongs to.
-    projectDir: dirname(hostDir),
-    hostBinary: resolve(args['host-binary'] ?? join(dirname(process.execPath), 'containai-host')),
-  };
+  // README.md and LICENSE come from the project the host tree belongs to.
+  return { hostDir, projectDir: dirname(hostDir) };
 }
 
 /** The same words as `gh attestation verify`. */

@@ -1,7 +1,7 @@
 /** containai-build: used in CI and by developers to make, sign and publish a release. */
 import { defineCommand } from 'citty';
 import { runCli } from '../lib/cli/main.ts';
-import { VERSION } from '../lib/version.ts';
+import { VERSION, versionLine } from '../lib/version.ts';
 
 const main = defineCommand({
   meta: {
@@ -20,4 +20,4 @@ const main = defineCommand({
   },
 });
 
-await runCli(main, { version: VERSION });
+await runCli(main, { version: versionLine('containai-build') });

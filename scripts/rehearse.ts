@@ -4,11 +4,13 @@
  *
  * - CI side, once per release: check out the committed tree, stamp a prod profile,
  *   an SBOM (a stand-in syft on PATH: syft is not installable here), a stand-in
- *   cosign asset, package with SOURCE_DATE_EPOCH, an attestation from the test CA
- *   (test/helpers/signing.ts) over payload.tar.gz in place of GitHub's, repack,
- *   verify with the host's policy, push the images through a real dockerd to a
- *   real registry (htpasswd auth; the password only in GHCR_PAT), upload the
- *   bundle to a release server on 127.0.0.1 standing in for GitHub Releases.
+ *   cosign asset, package with SOURCE_DATE_EPOCH (the agents from dist/ or
+ *   --agent-dir), one attestation from the test CA (test/helpers/signing.ts) over
+ *   SHA256SUMS, payload.tar.gz, containai-host.SHA256SUMS and both agents in place
+ *   of GitHub's, repack, verify the bundle and the agents with the host's policy,
+ *   push the images through a real dockerd to a real registry (htpasswd auth; the
+ *   password only in GHCR_PAT), upload the bundle to a release server on 127.0.0.1
+ *   standing in for GitHub Releases.
  * - Operator side: install from that server (CONTAINAI_GITHUB_URL) into a temp
  *   root, status, check-health, a second release, rollback, prune; then a third
  *   release, which leaves the second neither current nor previous, and prune again.
@@ -18,7 +20,7 @@
  * Everything (services, temp folders) is removed at the end, also on failure or
  * Ctrl-C. Exit 0 when every step passed; 1 with the failed step named.
  *
- *   bun scripts/rehearse.ts [--no-build] [--json] [--keep-root DIR] [--host-binary FILE]
+ *   bun scripts/rehearse.ts [--no-build] [--json] [--keep-root DIR] [--agent-dir DIR]
  */
 import type { Subprocess } from 'bun';
 import { createHash } from 'node:crypto';
@@ -27,6 +29,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startReleaseServer, type ReleaseServer } from '../test/helpers/release-server.ts';
 import { startDockerd, startRegistry, stopAllServices, type EngineService, type RegistryService } from '../test/helpers/services.ts';
+import { releaseStatement } from '../test/helpers/release.ts';
 import { makeTestCA, type TestCA } from '../test/helpers/signing.ts';
 
 const REPO_ROOT = resolve(import.meta.dir, '..');
@@ -35,6 +38,9 @@ const REPO = 'acme/containai';
 const WORKFLOW = '.github/workflows/release.yml';
 const IMAGE_PREFIX = 'containai';
 const VERSIONS = ['v1.0.0', 'v2.0.0', 'v3.0.0'] as const;
+const AGENTS = ['containai-host-linux-x64', 'containai-host-linux-arm64'] as const;
+/** The subjects of the workflow's one attestation. */
+const ATTESTED = ['SHA256SUMS', 'payload.tar.gz', 'containai-host.SHA256SUMS', ...AGENTS] as const;
 const MANIFEST_TYPES = [
   'application/vnd.oci.image.index.v1+json',
   'application/vnd.oci.image.manifest.v1+json',
@@ -48,12 +54,12 @@ export interface RehearsalOptions {
   /** Leave the operator's install root at this path (which must not exist) for inspection. */
   keepRoot?: string;
   /**
-   * Ship this file as tools/containai-host instead of dist/containai-host (as CI does).
-   * The test suite ships a small stand-in to stay under a minute: the real binary is
-   * 110 MB, hashed and gzipped in every package, unpack and install. The operator's
-   * steps always run dist/containai-host.
+   * Ship the agents (containai-host-linux-x64 and -arm64) from this folder instead of dist/
+   * (as CI does). The test suite ships small stand-ins to stay under a minute: the real ones
+   * are 114 MB each, hashed and attested in every release. The operator's steps always run
+   * dist/containai-host.
    */
-  hostBinary?: string;
+  agentDir?: string;
   /** Where the human-readable lines go (default: stderr). */
   print?: (line: string) => void;
 }
@@ -79,6 +85,8 @@ export interface ImageCheck {
 export interface ReleaseRecord {
   version: string;
   payloadSha256: string;
+  /** SHA256SUMS's digest: what the attestation names and hosts verify. */
+  sumsSha256: string;
   bundleSha256: string;
   bundleMembers: string[];
   payloadFiles: number;
@@ -97,8 +105,8 @@ export interface RehearsalReport {
   error?: string;
   seconds: number;
   sbom: string;
-  /** What each payload ships as tools/containai-host. */
-  payloadHostBinary: string;
+  /** Where the agents each release ships come from. */
+  agentDir: string;
   steps: StepRecord[];
   releases: ReleaseRecord[];
   health?: { exitCode: number; checks: Array<{ id: string; status: string; message: string }> };
@@ -147,7 +155,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
     ok: false,
     seconds: 0,
     sbom: 'a stand-in syft on PATH for package (syft is not installable here): the same code path as CI, with a fake catalogue',
-    payloadHostBinary: options.hostBinary ? resolve(options.hostBinary) : join(DIST, 'containai-host'),
+    agentDir: options.agentDir ? resolve(options.agentDir) : DIST,
     steps: [],
     releases: [],
     links: {},
@@ -241,7 +249,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
     // ---------------------------------------------------------------- setup
     await step('setup 1', options.build === false ? 'binaries: dist/ as built (--no-build)' : 'build containai-build and containai-host (bun scripts/build.ts)', async () => {
       if (options.build !== false) await must([process.execPath, join(REPO_ROOT, 'scripts', 'build.ts')]);
-      for (const name of ['containai-build', 'containai-host']) check(existsSync(join(DIST, name)), `dist/${name} exists`);
+      for (const name of ['containai-build', 'containai-host', ...AGENTS]) check(existsSync(join(DIST, name)), `dist/${name} exists`);
       if (options.keepRoot) check(!existsSync(resolve(options.keepRoot)), `--keep-root ${options.keepRoot} does not exist yet`);
     });
 
@@ -294,7 +302,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
         server,
       };
       print(`  work      $WORK = ${work}`);
-      print(`  payload   tools/containai-host = ${report.payloadHostBinary}`);
+      print(`  agents    ${AGENTS.join(', ')} from ${report.agentDir}`);
       print(`  registry  http://${registry.address} (user ${registry.username}; the password travels only in GHCR_PAT)`);
       print(`  dockerd   ${engine.dockerHost}`);
       print(`  releases  ${server.url} (CONTAINAI_GITHUB_URL), storage ${server.storageUrl}`);
@@ -314,7 +322,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
       const dir = join(out, version);
       const bundle = join(dir, `containai-${version}.tar.gz`);
       const registryPath = `${c.registry.address}/acme`;
-      const record: ReleaseRecord = { version, payloadSha256: '', bundleSha256: '', bundleMembers: [], payloadFiles: 0, images: [] };
+      const record: ReleaseRecord = { version, payloadSha256: '', sumsSha256: '', bundleSha256: '', bundleMembers: [], payloadFiles: 0, images: [] };
       report.releases.push(record);
 
       await step(id(1), 'checkout: the committed tree (git archive HEAD), as actions/checkout gives the tag', async () => {
@@ -342,30 +350,40 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
       });
 
       await step(id(5), `package --version ${version} with SOURCE_DATE_EPOCH=${c.sourceDateEpoch}`, async () => {
-        await cb(['package', '--version', version, '--out', out, '--cosign-asset', c.cosign, '--host-binary', report.payloadHostBinary], {
+        await cb(['package', '--version', version, '--out', out, '--cosign-asset', c.cosign, '--agent-dir', report.agentDir], {
           cwd: src,
           env: { SOURCE_DATE_EPOCH: c.sourceDateEpoch, PATH: `${c.bin}:${baseEnv().PATH}` },
         });
-        // The system's tools, not ours: the payload's listing and its hash.
+        // The system's tools, not ours: the payload's listing and the hashes.
         const list = (await must(['tar', '-tzf', join(dir, 'payload.tar.gz')], { quiet: true })).stdout.trim().split('\n');
         check(list.every((e) => e === 'payload/' || e.startsWith('payload/')), `tar -tzf payload.tar.gz: ${list.length} entries, all under payload/`);
-        for (const f of ['payload/SHA256SUMS', 'payload/sbom.json', 'payload/tools/containai-host', 'payload/host/profile.env']) check(list.includes(f), `payload holds ${f}`);
+        check(list.slice(0, 3).join(' ') === 'payload/ payload/SHA256SUMS payload/release.json', 'the manifest first: payload/, payload/SHA256SUMS, payload/release.json');
+        for (const f of ['payload/sbom.json', 'payload/host/profile.env']) check(list.includes(f), `payload holds ${f}`);
+        check(!list.some((e) => e.startsWith('payload/tools/')), 'no agent inside the payload');
         await must(['sha256sum', '-c', 'payload.sha256'], { cwd: dir, quiet: true });
         checked('sha256sum -c payload.sha256: payload.tar.gz OK');
+        await must(['sha256sum', '--strict', '-c', 'containai-host.SHA256SUMS'], { cwd: dir, quiet: true });
+        checked(`sha256sum -c containai-host.SHA256SUMS: ${AGENTS.join(', ')} OK`);
         record.payloadSha256 = sha256File(join(dir, 'payload.tar.gz'));
+        record.sumsSha256 = sha256File(join(dir, 'SHA256SUMS'));
       });
 
       const attestation = join(c.work, `${version}.intoto.jsonl`);
-      await step(id(6), 'attest payload.tar.gz: the test CA signs build provenance, as actions/attest-build-provenance would', async () => {
-        const doc = c.ca.attest(record.payloadSha256, { identity: { repo: REPO, workflowPath: WORKFLOW, ref: `refs/tags/${version}` } });
+      await step(id(6), 'attest SHA256SUMS, payload.tar.gz, containai-host.SHA256SUMS and the agents: the test CA signs one build provenance, as actions/attest-build-provenance would', async () => {
+        const subjects = Object.fromEntries(ATTESTED.map((f) => [f, sha256File(join(dir, f))]));
+        const doc = c.ca.attest(record.sumsSha256, {
+          identity: { repo: REPO, workflowPath: WORKFLOW, ref: `refs/tags/${version}` },
+          payload: releaseStatement(subjects),
+        });
         writeFileSync(attestation, `${JSON.stringify(doc)}\n`);
-        print(`  subject payload.tar.gz sha256:${record.payloadSha256}`);
+        for (const [name, sha] of Object.entries(subjects)) print(`  subject ${name} sha256:${sha}`);
         print(`  signer  https://github.com/${REPO}/${WORKFLOW}@refs/tags/${version}`);
       });
 
       await step(id(7), 'repack with the attestation; payload.tar.gz must keep its bytes', async () => {
         await cb(['repack', '--version', version, '--out', out, '--attestation', attestation], { cwd: src });
         check(sha256File(join(dir, 'payload.tar.gz')) === record.payloadSha256, 'dist payload.tar.gz unchanged');
+        check(readFileSync(join(dir, 'attestation.intoto.jsonl')).equals(readFileSync(attestation)), 'dist attestation.intoto.jsonl is the attestation (uploaded as an asset)');
       });
 
       await step(`${version} verify`, "containai-build verify --bundle with the host's policy (test CA pinned, no public good)", async () => {
@@ -376,10 +394,18 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
           ],
           { cwd: src },
         );
+        // The agents as an operator checks one before first use: the same attestation, the same policy.
+        await cb(
+          [
+            'verify', '--artifact', join(dir, 'containai-host.SHA256SUMS'), '--attestation', join(dir, 'attestation.intoto.jsonl'),
+            '--repo', REPO, '--signer-workflow', `${REPO}/${WORKFLOW}@refs/tags/${version}`, '--trusted-root', c.caRoot, '--no-public-good', '--trust-dir', c.emptyTrustDir,
+          ],
+          { cwd: src },
+        );
         // Independent checks of the bundle as uploaded: tar lists it, tar unpacks it, sha256sum checks it.
-        const members = (await must(['tar', '-tzf', bundle], { quiet: true })).stdout.trim().split('\n').sort();
+        const members = (await must(['tar', '-tzf', bundle], { quiet: true })).stdout.trim().split('\n');
         record.bundleMembers = members;
-        check(JSON.stringify(members) === JSON.stringify(['attestation.intoto.jsonl', 'cosign', 'payload.sha256', 'payload.tar.gz']), `tar -tzf bundle: ${members.join(', ')}`);
+        check(JSON.stringify(members) === JSON.stringify(['SHA256SUMS', 'attestation.intoto.jsonl', 'payload.sha256', 'payload.tar.gz', 'cosign']), `tar -tzf bundle: ${members.join(', ')}`);
         const x = join(c.work, `unpacked-${version}`);
         mkdirSync(x);
         await must(['tar', '-xzf', bundle, '-C', x], { quiet: true });
@@ -388,6 +414,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
         await must(['sha256sum', '-c', join(dir, 'payload.sha256')], { cwd: x, quiet: true });
         checked("the bundle's payload.tar.gz matches package's payload.sha256 (repack kept its bytes)");
         await must(['tar', '-xzf', join(x, 'payload.tar.gz'), '-C', x], { quiet: true });
+        check(readFileSync(join(x, 'payload', 'SHA256SUMS')).equals(readFileSync(join(x, 'SHA256SUMS'))), "the bundle's SHA256SUMS is the payload's payload/SHA256SUMS");
         const sums = await must(['sha256sum', '--strict', '-c', 'SHA256SUMS'], { cwd: join(x, 'payload'), quiet: true });
         record.payloadFiles = sums.stdout.trim().split('\n').filter((l) => l.endsWith(': OK')).length;
         check(record.payloadFiles > 0, `sha256sum -c SHA256SUMS in the unpacked payload: ${record.payloadFiles} files OK`);
@@ -529,7 +556,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
 }
 
 function usage(): never {
-  process.stderr.write('usage: bun scripts/rehearse.ts [--no-build] [--json] [--keep-root DIR] [--host-binary FILE]\n');
+  process.stderr.write('usage: bun scripts/rehearse.ts [--no-build] [--json] [--keep-root DIR] [--agent-dir DIR]\n');
   process.exit(2);
 }
 
@@ -542,7 +569,7 @@ if (import.meta.main) {
     if (a === '--no-build') options.build = false;
     else if (a === '--json') json = true;
     else if (a === '--keep-root' && argv[i + 1]) options.keepRoot = argv[++i];
-    else if (a === '--host-binary' && argv[i + 1]) options.hostBinary = argv[++i];
+    else if (a === '--agent-dir' && argv[i + 1]) options.agentDir = argv[++i];
     else usage();
   }
   const report = await rehearse(options);

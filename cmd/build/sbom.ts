@@ -12,7 +12,7 @@ import { jsonArgs, payloadSourceArgs, payloadSources } from '../_shared.ts';
 export default defineCommand({
   meta: {
     name: 'sbom',
-    description: 'Run syft on the payload tree (host/, README.md, LICENSE, tools/containai-host) and write its CycloneDX JSON, as package does.',
+    description: 'Run syft on the payload tree (host/, README.md, LICENSE) and write its CycloneDX JSON, as package does.',
   },
   args: {
     out: { type: 'string', description: 'where to write the SBOM', default: 'sbom.json', valueHint: 'FILE' },

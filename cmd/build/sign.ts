@@ -1,22 +1,27 @@
 import { defineCommand } from 'citty';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { archiveMtime } from '../../lib/archive/write.ts';
-import { assertSafeVersion, bundleFileName, PAYLOAD_ARCHIVE } from '../../lib/bundle/layout.ts';
-import { checkPayloadHash, unpackBundle } from '../../lib/bundle/read.ts';
-import { writeBundle } from '../../lib/bundle/write.ts';
+import {
+  AGENT_SUMS_FILE,
+  AGENT_SUMS_SIG_FILE,
+  AGENT_SUMS_SIGSTORE_FILE,
+  assertSafeVersion,
+  SUMS_FILE,
+  SUMS_SIG_FILE,
+  SUMS_SIGSTORE_FILE,
+} from '../../lib/bundle/layout.ts';
 import { log, printJson } from '../../lib/cli/output.ts';
 import { ContainaiError } from '../../lib/errors.ts';
-import { writeFileAtomic } from '../../lib/fs/atomic.ts';
-import { loadSigningKey } from '../../lib/trust/keys.ts';
+import { checkReleaseFolder, updateReleaseFolder } from '../../lib/payload/folder.ts';
+import { loadSigningKey, type SigningKey } from '../../lib/trust/keys.ts';
 import { signBlob } from '../../lib/trust/sign.ts';
 import { jsonArgs } from '../_shared.ts';
 
 export default defineCommand({
   meta: {
     name: 'sign',
-    description: "Sign the bundle's payload.tar.gz with a key: writes payload.sigstore.json (Sigstore bundle) and payload.sig (base64, as cosign sign-blob) into dist/<version>/ and repacks the bundle with them.",
+    description:
+      'Sign the release manifest with a key: SHA256SUMS (and containai-host.SHA256SUMS when present) get a .sigstore.json (Sigstore bundle) and a .sig (base64, as cosign sign-blob) in dist/<version>/, and the bundle is rewritten with SHA256SUMS.sigstore.json and SHA256SUMS.sig.',
   },
   args: {
     version: { type: 'string', description: 'the release to sign, dist/<version>/', required: true, valueHint: 'V' },
@@ -31,31 +36,36 @@ export default defineCommand({
   },
   async run({ args }) {
     const version = assertSafeVersion(args.version);
-    const releaseDir = join(args.out, version);
-    const bundlePath = join(releaseDir, bundleFileName(version));
-    if (!existsSync(bundlePath)) {
-      throw new ContainaiError('NOT_FOUND', `${bundlePath} does not exist`, { hint: `build it first: containai-build package --version ${version}` });
-    }
     const key = await loadSigningKey(args.key);
-    // Sign the payload inside the bundle (what hosts verify), after checking it against payload.sha256.
-    const work = await mkdtemp(join(releaseDir, '.sign-'));
-    try {
-      const bundle = await unpackBundle(bundlePath, join(work, 'bundle'));
-      const payloadSha256 = await checkPayloadHash(bundle);
-      const payload = bundle.members[PAYLOAD_ARCHIVE] as string;
-      const signed = await signBlob(payload, key);
-      if (signed.sha256 !== payloadSha256) throw new ContainaiError('INTERNAL', 'payload.tar.gz changed while it was being signed');
-      const sigstorePath = join(releaseDir, 'payload.sigstore.json');
-      const sigPath = join(releaseDir, 'payload.sig');
-      await writeFileAtomic(sigstorePath, `${JSON.stringify(signed.bundle)}\n`);
-      await writeFileAtomic(sigPath, signed.signatureBase64);
-      await writeBundle(bundlePath, { ...bundle.members, 'payload.sigstore.json': sigstorePath, 'payload.sig': sigPath }, { mtime: archiveMtime() });
-      log().success(`signed ${PAYLOAD_ARCHIVE} (sha256:${payloadSha256}) with ${key.algorithm} key ${key.keyId}; repacked ${bundlePath}`);
-      if (args.json) {
-        printJson({ ok: true, version, bundle: bundlePath, payloadSha256, keyId: key.keyId, algorithm: key.algorithm, files: [sigstorePath, sigPath] });
-      }
-    } finally {
-      await rm(work, { recursive: true, force: true });
+    // One build only: SHA256SUMS must be the payload's and the bundle's, the agents their sums' (lib/payload/folder.ts).
+    const folder = await checkReleaseFolder(resolve(args.out), version, { bundle: true });
+
+    const sums = await signFile(join(folder.dir, SUMS_FILE), key, folder.sumsSha256);
+    const agents = folder.agentSums ? await signFile(join(folder.dir, AGENT_SUMS_FILE), key) : undefined;
+    const members = await updateReleaseFolder(
+      folder,
+      {
+        [SUMS_SIGSTORE_FILE]: { data: sums.sigstore },
+        [SUMS_SIG_FILE]: { data: sums.sig },
+        ...(agents ? { [AGENT_SUMS_SIGSTORE_FILE]: { data: agents.sigstore }, [AGENT_SUMS_SIG_FILE]: { data: agents.sig } } : {}),
+      },
+      archiveMtime(),
+    );
+
+    const signed = [SUMS_FILE, ...(agents ? [AGENT_SUMS_FILE] : [])];
+    log().success(`signed ${signed.join(' and ')} (SHA256SUMS sha256:${folder.sumsSha256}) with ${key.algorithm} key ${key.keyId}; rewrote ${folder.bundle}`);
+    if (args.json) {
+      const files = [SUMS_SIGSTORE_FILE, SUMS_SIG_FILE, ...(agents ? [AGENT_SUMS_SIGSTORE_FILE, AGENT_SUMS_SIG_FILE] : [])].map((f) => join(folder.dir, f));
+      printJson({ ok: true, version, bundle: folder.bundle, sumsSha256: folder.sumsSha256, signed, keyId: key.keyId, algorithm: key.algorithm, files, members });
     }
   },
 });
+
+/** A Sigstore bundle (v0.3, message signature, public-key hint) and the bare base64 signature of one file. */
+async function signFile(path: string, key: SigningKey, expectedSha256?: string): Promise<{ sigstore: string; sig: string }> {
+  const signed = await signBlob(path, key);
+  if (expectedSha256 && signed.sha256 !== expectedSha256) {
+    throw new ContainaiError('INPUT', `${path} changed while it was being signed`, { hint: 'nothing may write to the release folder while it is signed; run again' });
+  }
+  return { sigstore: `${JSON.stringify(signed.bundle)}\n`, sig: signed.signatureBase64 };
+}

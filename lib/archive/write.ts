@@ -41,6 +41,11 @@ export interface WriteTarGzOptions {
   level?: number;
   /** Called with the number of file bytes read, for a progress bar. */
   onBytes?: (n: number) => void;
+  /**
+   * 'sorted' (default): byte-wise by path, whatever order the entries come in. 'given': as listed,
+   * for a format that fixes its own order (the payload's manifest first, the bundle's small members first).
+   */
+  order?: 'sorted' | 'given';
 }
 
 /**
@@ -74,7 +79,7 @@ const ZEROS = Buffer.alloc(BLOCK * 2);
 /** The largest size an 11-digit octal field holds; larger files get a pax size record. */
 const MAX_OCTAL_SIZE = 0o77777777777;
 
-/** Writes a tar.gz of the entries (sorted by path here, whatever order they come in) and returns its SHA-256 and size. */
+/** Writes a tar.gz of the entries (sorted by path unless `order: 'given'`) and returns its SHA-256 and size. */
 export async function writeTarGz(
   entries: ArchiveEntry[],
   outPath: string,
@@ -94,7 +99,7 @@ export async function writeTarGzUnhashed(entries: ArchiveEntry[], outPath: strin
 }
 
 async function writeArchive(entries: ArchiveEntry[], outPath: string, options: WriteTarGzOptions, hasher?: Bun.CryptoHasher): Promise<number> {
-  const sorted = sortEntries(entries);
+  const ordered = checkEntries(options.order === 'given' ? entries : [...entries].sort((a, b) => comparePaths(a.path, b.path)));
   const level = options.level ?? DEFAULT_LEVEL;
   if (!Number.isInteger(level) || level < 0 || level > 9) throw new ContainaiError('INTERNAL', `compression level ${level} is not 0-9`);
   const temp = tempSibling(outPath);
@@ -103,7 +108,7 @@ async function writeArchive(entries: ArchiveEntry[], outPath: string, options: W
     const out = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
     try {
       const gzip = new BlockGzip(out, level, hasher);
-      await writeEntries(sorted, gzip, options);
+      await writeEntries(ordered, gzip, options);
       bytes = await gzip.end();
       await out.sync();
     } finally {
@@ -120,16 +125,16 @@ async function writeArchive(entries: ArchiveEntry[], outPath: string, options: W
   return bytes;
 }
 
-function sortEntries(entries: ArchiveEntry[]): ArchiveEntry[] {
-  const sorted = [...entries].sort((a, b) => comparePaths(a.path, b.path));
-  for (let i = 0; i < sorted.length; i++) {
-    const entry = sorted[i] as ArchiveEntry;
+function checkEntries(entries: ArchiveEntry[]): ArchiveEntry[] {
+  const seen = new Set<string>();
+  for (const entry of entries) {
     if (!entry.path || entry.path.startsWith('/') || entry.path.endsWith('/') || entry.path.split('/').includes('..')) {
       throw new ContainaiError('INTERNAL', `archive entry "${entry.path}" is not a relative path`);
     }
-    if (i > 0 && sorted[i - 1]?.path === entry.path) throw new ContainaiError('INTERNAL', `archive entry "${entry.path}" is listed twice`);
+    if (seen.has(entry.path)) throw new ContainaiError('INTERNAL', `archive entry "${entry.path}" is listed twice`);
+    seen.add(entry.path);
   }
-  return sorted;
+  return entries;
 }
 
 /** Feeds the tar stream, header by header and file by file, into the gzip writer. */

@@ -1,46 +1,76 @@
 /**
- * Writes the flat bundle containai-<version>.tar.gz (SPEC "The release") from
- * member files: sorted, reproducible, and replacing any old bundle atomically.
- * Every member is checked first, so a bad input leaves the old bundle as it was.
+ * Writes the flat bundle containai-<version>.tar.gz (SPEC "The release"): the
+ * members present, in the order lib/bundle/layout.ts fixes (SHA256SUMS and the
+ * signature material first, payload.tar.gz after them, cosign last), so a host
+ * verifies the manifest before it reads a byte of the payload. Reproducible,
+ * and replacing any old bundle atomically.
+ *
+ * The bundle is a function of the files of dist/<version>/: package, sign and
+ * repack all write it from that folder (writeReleaseBundle), never from an old
+ * bundle, so there is one way a bundle comes to be.
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { type ArchiveEntry, writeTarGzUnhashed } from '../archive/write.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
-import { type Format1Member, isFormat1Member, FORMAT1_REQUIRED } from './layout.ts';
+import {
+  ATTESTATION_FILE,
+  BUNDLE_MEMBERS,
+  type BundleMember,
+  bundleFileName,
+  COSIGN_FILE,
+  REQUIRED_MEMBERS,
+  SUMS_SIGSTORE_FILE,
+  TRUSTED_ROOT_FILE,
+} from './layout.ts';
 
 /** Members that are programs keep their executable bit; the rest are data. */
-const EXECUTABLE_MEMBERS: readonly Format1Member[] = ['cosign'];
+const EXECUTABLE_MEMBERS: readonly BundleMember[] = [COSIGN_FILE];
 
-export async function writeBundle(
-  outPath: string,
-  members: Partial<Record<Format1Member, string>>,
-  options: { mtime: number },
-): Promise<void> {
-  const given = Object.entries(members).filter((e): e is [Format1Member, string] => typeof e[1] === 'string');
-  const missing = FORMAT1_REQUIRED.filter((m) => !members[m]);
+export async function writeBundle(outPath: string, members: Partial<Record<BundleMember, string>>, options: { mtime: number }): Promise<BundleMember[]> {
+  const missing = REQUIRED_MEMBERS.filter((m) => !members[m]);
   if (missing.length > 0) throw new ContainaiError('INTERNAL', `a bundle needs ${missing.join(' and ')}`);
-  const unknown = given.map(([name]) => name).filter((name) => !isFormat1Member(name));
+  const unknown = Object.keys(members).filter((name) => !(BUNDLE_MEMBERS as readonly string[]).includes(name));
   if (unknown.length > 0) throw new ContainaiError('INTERNAL', `not a bundle member: ${unknown.join(', ')}`);
-  for (const [name, path] of given) await checkMember(name, path);
+  const present = BUNDLE_MEMBERS.filter((name) => typeof members[name] === 'string');
+  for (const name of present) await checkMember(name, members[name] as string);
 
-  const entries: ArchiveEntry[] = given.map(([name, path]) => ({
+  const entries: ArchiveEntry[] = present.map((name) => ({
     path: name,
     type: 'file',
-    source: path,
+    source: members[name],
     mode: EXECUTABLE_MEMBERS.includes(name) ? 0o755 : 0o644,
   }));
   // The members (payload.tar.gz, cosign) are mostly compressed or random already:
   // the writer stores such data and deflates the rest at level 1.
-  await writeTarGzUnhashed(entries, outPath, { mtime: options.mtime, level: 1 });
+  await writeTarGzUnhashed(entries, outPath, { mtime: options.mtime, level: 1, order: 'given' });
+  return present;
+}
+
+/**
+ * The bundle of dist/<version>/ from the members found there; `replace` points a member at
+ * another file (a signature or attestation not yet renamed into the folder). Returns the members.
+ */
+export async function writeReleaseBundle(
+  releaseDir: string,
+  version: string,
+  options: { mtime: number; replace?: Partial<Record<BundleMember, string>> },
+): Promise<BundleMember[]> {
+  const members: Partial<Record<BundleMember, string>> = {};
+  for (const name of BUNDLE_MEMBERS) {
+    const path = options.replace?.[name] ?? join(releaseDir, name);
+    if (await lstat(path).then(() => true, () => false)) members[name] = path;
+  }
+  return writeBundle(join(releaseDir, bundleFileName(version)), members, { mtime: options.mtime });
 }
 
 const jsonObject = z.record(z.string(), z.unknown());
 
 /** A member must be a readable regular file; the JSON members must parse, so a truncated download is caught here. */
-export async function checkMember(name: Format1Member, path: string): Promise<void> {
+export async function checkMember(name: BundleMember, path: string): Promise<void> {
   let info;
   try {
     info = await stat(path);
@@ -48,15 +78,15 @@ export async function checkMember(name: Format1Member, path: string): Promise<vo
     throw new ContainaiError('NOT_FOUND', `${name}: cannot read ${path}: ${describeCause(err)}`, { cause: err });
   }
   if (!info.isFile()) throw new ContainaiError('INPUT', `${name}: ${path} is not a regular file`);
-  if (name === 'trusted_root.json' || name === 'payload.sigstore.json') {
+  if (name === TRUSTED_ROOT_FILE || name === SUMS_SIGSTORE_FILE) {
     const problem = await jsonProblem(path);
     if (problem) {
       throw new ContainaiError('INPUT', `${name}: ${path} is not a JSON object (${problem})`, {
-        hint: name === 'trusted_root.json' ? 'pass the trusted_root.json that CI used (Sigstore trusted root JSON)' : undefined,
+        hint: name === TRUSTED_ROOT_FILE ? 'pass the trusted_root.json that CI used (Sigstore trusted root JSON)' : undefined,
       });
     }
   }
-  if (name === 'attestation.intoto.jsonl') await checkJsonLines(name, path);
+  if (name === ATTESTATION_FILE) await checkJsonLines(name, path);
 }
 
 async function jsonProblem(path: string): Promise<string | undefined> {
@@ -69,7 +99,7 @@ async function jsonProblem(path: string): Promise<string | undefined> {
 }
 
 /** attestation.intoto.jsonl: one Sigstore bundle per line, as `gh attestation download` writes it. */
-async function checkJsonLines(name: Format1Member, path: string): Promise<void> {
+async function checkJsonLines(name: BundleMember, path: string): Promise<void> {
   const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
   let number = 0;
   let count = 0;

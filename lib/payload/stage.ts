@@ -1,18 +1,16 @@
 /**
  * Lays out the payload tree on disk (SPEC "The release"): payload/ with host/,
- * README.md and LICENSE where the project has them, and tools/containai-host.
- * release.json (the version, lib/bundle/manifest.ts) is written by package's
- * stage step; sbom.json and SHA256SUMS are added by their own steps.
+ * and README.md and LICENSE where the project has them. sbom.json, release.json
+ * and SHA256SUMS are added by package's later steps. The agent is not in the
+ * payload: it is its own asset beside it (lib/payload/agents.ts).
  *
- * Files are hard-linked into the staging folder rather than copied (the host
- * binary alone is 100 MB): the staging folder sits beside the output, usually
- * on the same file system as the project. Across file systems we copy.
+ * Files are hard-linked into the staging folder rather than copied: the staging
+ * folder sits beside the output, usually on the same file system as the
+ * project. Across file systems we copy, never following a link.
  */
 import { constants } from 'node:fs';
-import { link, lstat, mkdir, open, stat, symlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type ArchiveEntry } from '../archive/write.ts';
-import { FORMAT1_HOST_TOOL, PAYLOAD_TOP, FORMAT1_TOOLS_DIR } from '../bundle/layout.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { scanTree } from './tree.ts';
 
@@ -21,28 +19,14 @@ export interface PayloadSources {
   hostDir: string;
   /** Where README.md and LICENSE are taken from, when present (the project root). */
   projectDir: string;
-  /** The containai-host binary, shipped as payload/tools/containai-host. */
-  hostBinary: string;
 }
 
 /** Documents shipped beside host/ when the project has them. */
 const PROJECT_DOCS = ['README.md', 'LICENSE'] as const;
 
-/** Checks the host binary before anything is written: a missing one is the commonest mistake. */
-export async function assertHostBinary(path: string): Promise<void> {
-  const info = await stat(path).catch((err: unknown) => {
-    throw new ContainaiError('NOT_FOUND', `containai-host not found at ${path} (${describeCause(err)})`, {
-      cause: err,
-      hint: 'build it with "bun scripts/build.ts", or pass --host-binary FILE',
-    });
-  });
-  if (!info.isFile()) throw new ContainaiError('INPUT', `--host-binary ${path} is not a file`);
-}
-
 /** Builds <payloadDir> (whose name is "payload") from the sources; the host tree is checked first, whole. */
 export async function stagePayload(sources: PayloadSources, payloadDir: string): Promise<void> {
   const hostEntries = await scanTree(sources.hostDir, 'host', { refusePrivate: true });
-  await assertHostBinary(sources.hostBinary);
 
   const hostOut = join(payloadDir, 'host');
   await mkdir(hostOut, { recursive: true });
@@ -63,11 +47,10 @@ export async function stagePayload(sources: PayloadSources, payloadDir: string):
     }
     if (info?.isFile()) await linkOrCopy(source, join(payloadDir, doc));
   }
-  await mkdir(join(payloadDir, FORMAT1_TOOLS_DIR));
-  await linkOrCopy(sources.hostBinary, join(payloadDir, FORMAT1_HOST_TOOL));
 }
 
-async function linkOrCopy(source: string, target: string): Promise<void> {
+/** A hard link where the file system allows one, else a copy that never follows a link. */
+export async function linkOrCopy(source: string, target: string): Promise<void> {
   try {
     await link(source, target);
   } catch (err) {
@@ -84,7 +67,7 @@ async function linkOrCopy(source: string, target: string): Promise<void> {
  * so the source is opened O_NOFOLLOW and must be a regular file: a path swapped
  * for a link after the tree was checked is refused, not its target copied.
  */
-async function copyNoFollow(source: string, target: string): Promise<void> {
+export async function copyNoFollow(source: string, target: string, mode?: number): Promise<void> {
   let input;
   try {
     input = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -95,7 +78,8 @@ async function copyNoFollow(source: string, target: string): Promise<void> {
   try {
     const info = await input.stat();
     if (!info.isFile()) throw new ContainaiError('INPUT', `cannot stage ${source}: not a regular file`);
-    const output = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, info.mode & 0o777);
+    const finalMode = mode ?? info.mode & 0o777;
+    const output = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, finalMode);
     try {
       const chunk = Buffer.allocUnsafe(1 << 20);
       for (;;) {
@@ -103,33 +87,12 @@ async function copyNoFollow(source: string, target: string): Promise<void> {
         if (bytesRead === 0) break;
         for (let done = 0; done < bytesRead; ) done += (await output.write(chunk, done, bytesRead - done)).bytesWritten;
       }
-      // The mode is what payloadEntries reads the executable bit from; the umask must not change it.
-      await output.chmod(info.mode & 0o777);
+      // The manifest reads the executable bit from the mode; the umask must not change it.
+      await output.chmod(finalMode);
     } finally {
       await output.close();
     }
   } finally {
     await input.close();
   }
-}
-
-/**
- * The archive entries of a staged payload, under payload/. Modes are
- * normalised: git records only the executable bit, so the other bits of a
- * checkout depend on the umask of the machine; 0755/0644 makes the payload the
- * same everywhere (and drops setuid, setgid and sticky).
- */
-export async function payloadEntries(payloadDir: string): Promise<ArchiveEntry[]> {
-  const entries = await scanTree(payloadDir, PAYLOAD_TOP);
-  return [
-    { path: PAYLOAD_TOP, type: 'directory', mode: 0o755 },
-    ...entries.map((e): ArchiveEntry => {
-      const path = `${PAYLOAD_TOP}/${e.path}`;
-      if (e.type === 'directory') return { path, type: 'directory', mode: 0o755 };
-      if (e.type === 'symlink') return { path, type: 'symlink', mode: 0o777, linkTarget: e.linkTarget };
-      // The host tool is a program whatever mode the file it came from had.
-      const executable = e.path === FORMAT1_HOST_TOOL || (e.mode & 0o111) !== 0;
-      return { path, type: 'file', source: e.absolute, mode: executable ? 0o755 : 0o644 };
-    }),
-  ];
 }

@@ -1,27 +1,11 @@
 /**
- * SHA256SUMS over every other file of the staged payload, in the format
- * `sha256sum -c` reads, with paths relative to payload/. Hosts check it after
- * extracting, and check-health checks it again.
- *
- * Hashing is most of the CPU time of packaging (SHA-256 runs at ~300 MB/s per
- * core here), so files are hashed on worker threads, one per core.
+ * SHA-256 of many files on worker threads, one per core (at most 4): hashing is
+ * most of the CPU time of packaging (SHA-256 runs at ~300 MB/s per core without
+ * SHA extensions), and the payload's SHA256SUMS (lib/payload/manifest.ts) and the
+ * agents' containai-host.SHA256SUMS are made from it.
  */
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
-import { SUMS_FILE } from '../bundle/layout.ts';
-import { formatSums, type SumEntry } from '../digest.ts';
 import { ContainaiError } from '../errors.ts';
-import { writeFileAtomic } from '../fs/atomic.ts';
-import { scanTree } from './tree.ts';
-
-/** Hashes every file of the payload (links are not files) and writes payload/SHA256SUMS; returns how many. */
-export async function writePayloadSums(payloadDir: string): Promise<number> {
-  const files = (await scanTree(payloadDir, 'payload')).filter((e) => e.type === 'file' && e.path !== SUMS_FILE);
-  const hashes = await hashFiles(files.map((f) => f.absolute));
-  const sums: SumEntry[] = files.map((f, i) => ({ path: f.path, sha256: hashes[i] as string }));
-  await writeFileAtomic(join(payloadDir, SUMS_FILE), formatSums(sums));
-  return files.length;
-}
 
 /**
  * The worker's code. It lives here as text because a compiled binary can only

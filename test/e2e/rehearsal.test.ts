@@ -5,15 +5,15 @@
  * rollback and prune as an operator. The script keeps the install root where the
  * test says, so the links and the pruned folders are checked here, by this test.
  *
- * tools/containai-host in the payloads is a small stand-in (the real one is
- * 110 MB and would triple the time); the operator's steps run dist/containai-host.
+ * The agents each release ships are small stand-ins (the real ones are 114 MB
+ * each and would triple the time); the operator's steps run dist/containai-host.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RehearsalReport } from '../../scripts/rehearse.ts';
 import { baseEnv, removeDir, REPO_ROOT, tempDir } from '../helpers/cli.ts';
-import { fakeHostBinary } from '../helpers/release.ts';
+import { fakeAgents } from '../helpers/release.ts';
 
 const SCRIPT = join(REPO_ROOT, 'scripts', 'rehearse.ts');
 const VERSIONS = ['v1.0.0', 'v2.0.0', 'v3.0.0'];
@@ -50,7 +50,7 @@ describe('scripts/rehearse.ts', () => {
     const work = tempDir('cai-rehearsal-test-');
     dirs.push(work);
     const root = join(work, 'root');
-    const { code, report, stderr } = await rehearse(['--keep-root', root, '--host-binary', fakeHostBinary(work)]);
+    const { code, report, stderr } = await rehearse(['--keep-root', root, '--agent-dir', fakeAgents(work)]);
     expect(report.error, stderr).toBeUndefined();
     expect(code).toBe(0);
     expect(report.ok).toBe(true);
@@ -72,12 +72,12 @@ describe('scripts/rehearse.ts', () => {
     expect(stderr).toContain('stand-in syft');
 
     // Every artifact was checked by the system's tools and the registry's API.
-    for (const line of ['tar -tzf payload.tar.gz', 'sha256sum -c payload.sha256: payload.tar.gz OK', 'sha256sum -c SHA256SUMS in the unpacked payload', 'tar -tzf bundle: attestation.intoto.jsonl, cosign, payload.sha256, payload.tar.gz']) {
+    for (const line of ['tar -tzf payload.tar.gz', 'sha256sum -c payload.sha256: payload.tar.gz OK', 'sha256sum -c SHA256SUMS in the unpacked payload', 'tar -tzf bundle: SHA256SUMS, attestation.intoto.jsonl, payload.sha256, payload.tar.gz, cosign']) {
       expect(stderr).toContain(`check: ${line}`);
     }
     expect(report.releases.map((r) => r.version)).toEqual(VERSIONS);
     for (const release of report.releases) {
-      expect(release.bundleMembers).toEqual(['attestation.intoto.jsonl', 'cosign', 'payload.sha256', 'payload.tar.gz']);
+      expect(release.bundleMembers).toEqual(['SHA256SUMS', 'attestation.intoto.jsonl', 'payload.sha256', 'payload.tar.gz', 'cosign']);
       expect(release.payloadFiles).toBeGreaterThan(3);
       expect(release.images.map((i) => i.name)).toContain('proxy');
       for (const image of release.images) {
@@ -113,7 +113,8 @@ describe('scripts/rehearse.ts', () => {
   }, 90_000);
 
   test('a failing step stops the rehearsal with exit 1, names the step, and still stops the services and removes the folders', async () => {
-    const { code, report, stderr } = await rehearse(['--host-binary', join(tempDir('cai-rehearsal-missing-'), 'containai-host')]);
+    // An agent folder without the agents: package refuses at step 5.
+    const { code, report, stderr } = await rehearse(['--agent-dir', tempDir('cai-rehearsal-missing-')]);
     expect(code).toBe(1);
     expect(report.ok).toBe(false);
     expect(report.failedStep).toStartWith('v1.0.0 5/9 package');

@@ -9,6 +9,9 @@ command -v podman >/dev/null 2>&1 || need+=(podman)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# The arm64 agent is run under qemu-user with the arm64 C library (test/e2e/package.test.ts).
+command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
+[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "test services missing (${need[*]}) and not root: install them with apt-get" >&2

