@@ -1,7 +1,4 @@
 import { defineCommand } from 'citty';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { extractArchive } from '../../lib/archive/extract.ts';
 import { PAYLOAD_LIMITS } from '../../lib/archive/policy.ts';
 import { PAYLOAD_ARCHIVE, PAYLOAD_TOP } from '../../lib/bundle/layout.ts';
@@ -12,7 +9,7 @@ import { PayloadChecks } from '../../lib/manifest/payload-checks.ts';
 import { signerOf, verifyManifestSignature } from '../../lib/manifest/verify.ts';
 import { describeSigner, type Signer } from '../../lib/release/record.ts';
 import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
-import { verifyArtifact, verifyBundleMembers } from '../../lib/trust/verify.ts';
+import { verifyArtifact } from '../../lib/trust/verify.ts';
 import { jsonArgs, policyArgs, trustDirArgs } from '../_shared.ts';
 
 export default defineCommand({
@@ -81,14 +78,9 @@ async function verifyBundleFile(path: string, policy: TrustPolicy): Promise<Outc
 }
 
 async function verifyFormat1Bundle(path: string, policy: TrustPolicy): Promise<Outcome> {
-  const { unpackBundle } = await import('../../lib/bundle/read.ts');
-  const work = await mkdtemp(join(tmpdir(), 'containai-verify-'));
-  try {
-    const verdict = await verifyBundleMembers(await unpackBundle(path, join(work, 'bundle')), policy);
-    return { subject: path, signer: signerOf(verdict), rows: { predicate: verdict.predicateType, artifact: `sha256:${verdict.artifactSha256}`, format: 1 }, verdict: { ...verdict } };
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  const { verifyFormat1Bundle: verifyOld } = await import('../../lib/release/format1.ts');
+  const { signer, payloadSha256 } = await verifyOld(path, policy);
+  return { subject: path, signer, rows: { artifact: `sha256:${payloadSha256}`, format: 1 } };
 }
 
 function describe(o: Outcome): string {

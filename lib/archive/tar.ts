@@ -17,7 +17,7 @@
  *
  * This module knows the tar format only: checksums, magic, sizes, pax and GNU
  * long names, the end-of-archive marker and the byte budget. What a name may
- * be and what lands on disk is the caller's policy (extract.ts, bundle/read.ts).
+ * be and what lands on disk is the caller's policy (extract.ts, bundle/stream.ts, release/format1.ts).
  */
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';

@@ -310,6 +310,12 @@ export async function installFormat1(bundlePath: string, work: string, tree: str
   return { signer, bundle: bundleFileName(version), bundleSha256: head.bundleSha256, payloadSha256: head.payloadSha256 };
 }
 
+/** `verify --bundle` of a first-format bundle: payload.sha256, then the signature over the payload, as before. */
+export async function verifyFormat1Bundle(bundlePath: string, policy: TrustPolicy): Promise<{ signer: Signer; payloadSha256: string }> {
+  const head = await readHead(bundlePath);
+  return { signer: await verifyPayloadSignature(head, bundlePath, policy), payloadSha256: head.payloadSha256 };
+}
+
 /** The disk side for a first-format release: the kept bundle again, then the tree by the first format's rules. */
 export async function verifyFormat1OnDisk(dir: string, record: Format1Record, place: RecordPlace, policy: TrustPolicy, known: ReadonlyMap<string, string>): Promise<TreeCheck> {
   const bundlePath = place === 'kept' ? join(dir, KEPT_DIR, record.bundle) : join(dir, record.bundle);

@@ -10,14 +10,13 @@
  * signature): the artifact passes when one of them satisfies the whole policy.
  */
 import { createHash, verify as verifySignature } from 'node:crypto';
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { X509Certificate, dsse } from '@sigstore/core';
 import type { Bundle } from '@sigstore/bundle';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
 import { toSignedEntity } from '@sigstore/verify';
 import { PAYLOAD_ARCHIVE } from '../bundle/layout.ts';
-import { checkPayloadHash, type UnpackedBundle } from '../bundle/read.ts';
 import { sha256File } from '../digest.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { parseBundles, parseStatement, readBundles, subjectMatches, type ArtifactDigests, type ParsedBundle } from './attestation.ts';
@@ -228,36 +227,6 @@ async function sha256FileOrRefuse(path: string): Promise<string> {
   } catch (err) {
     throw new ContainaiError('NOT_FOUND', `cannot read ${path}: ${describeCause(err)}`, { cause: err });
   }
-}
-
-/**
- * A bundle as lib/bundle/read.ts unpacked it: payload.sha256 first, then the
- * attestation (attestation.intoto.jsonl) or key signature (payload.sigstore.json)
- * over payload.tar.gz. No attestation (missing or empty) is unsigned.
- */
-export async function verifyBundleMembers(bundle: UnpackedBundle, policy: TrustPolicy): Promise<Verdict> {
-  const payloadPath = bundle.members[PAYLOAD_ARCHIVE];
-  if (!payloadPath && !bundle.payloadNotWritten) throw new ContainaiError('INPUT', `the bundle has no ${PAYLOAD_ARCHIVE}`);
-  const sha256 = await checkPayloadHash(bundle);
-  const attestationPath = signedMember(bundle.members['attestation.intoto.jsonl']);
-  const signaturePath = signedMember(bundle.members['payload.sigstore.json']);
-  if (!attestationPath && !signaturePath) {
-    if (policy.allowUnsigned) return { kind: 'unsigned', artifactSha256: sha256 };
-    throw new ContainaiError('VERIFY', 'the bundle is unsigned: it has no attestation.intoto.jsonl or payload.sigstore.json', {
-      hint: 'attest the release (gh attestation) or sign it (containai-build sign); --allow-unsigned accepts it for development only',
-    });
-  }
-  const trust = await trustContext(policy);
-  const candidates: ParsedBundle[] = [];
-  if (attestationPath) candidates.push(...(await readBundles(attestationPath, 'attestation.intoto.jsonl')));
-  if (signaturePath) candidates.push(...(await readBundles(signaturePath, 'payload.sigstore.json')));
-  return decide(candidates, artifactFrom(payloadPath, sha256), trust);
-}
-
-/** A member that is missing or empty (the placeholder package writes) carries no signature. */
-function signedMember(path: string | undefined): string | undefined {
-  if (!path || !existsSync(path)) return undefined;
-  return statSync(path).size === 0 ? undefined : path;
 }
 
 async function decide(candidates: ParsedBundle[], artifact: Artifact, trust: TrustContext): Promise<Verdict> {
