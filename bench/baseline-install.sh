@@ -11,6 +11,5 @@ tar -xzf "$bundle" -C "$work"
 mkdir -p "$root/releases/$version"
 tar -xzf "$work/payload.tar.gz" -C "$root/releases/$version" --strip-components=1
 (cd "$root/releases/$version" && sha256sum -c --quiet SHA256SUMS)
-cp "$bundle" "$root/releases/$version/"
 rm -rf "$work"
 ln -sfn "releases/$version" "$root/current"
