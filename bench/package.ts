@@ -1,14 +1,18 @@
 /**
  * Benchmark (not a test): `containai-build package` on a 200 MB / 5,000-file
  * host tree against bench/baseline-package.sh, the seed's way with GNU tools.
- * Both ship the same tree, README.md, SBOM and the real dist/containai-host.
- * Prints both wall times, the ratio and containai-build's peak RSS (GNU time's
- * %M; for the baseline it would only measure bash, so it is not shown).
- * Target: ratio ≤ 0.25 and peak RSS < 200 MB.
+ * Both make the same release: the tree, README.md and SBOM in the payload (the
+ * agent is no longer inside it), SHA256SUMS, and the real agents from dist/
+ * (containai-host-linux-x64 and -arm64) beside it with their sums. Prints both
+ * wall times, the ratio, containai-build's peak RSS (GNU time's %M; for the
+ * baseline it would only measure bash, so it is not shown), and the machine:
+ * cores and whether the CPU has SHA extensions (node:crypto uses them,
+ * coreutils' sha256sum does not). Target: ratio ≤ 0.25 and peak RSS < 200 MB.
  *
  *   bun scripts/build.ts && bun bench/package.ts [--runs 3] [--bytes N] [--files N]
  */
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeTree } from './make-tree.ts';
@@ -27,10 +31,11 @@ if (!existsSync(TIME)) {
   process.stderr.write(`${TIME} is missing: apt-get install -y time\n`);
   process.exit(1);
 }
-const build = join(root, 'dist', 'containai-build');
-const hostBinary = join(root, 'dist', 'containai-host');
-if (!existsSync(build) || !existsSync(hostBinary)) {
-  process.stderr.write('dist/ binaries are missing: run "bun scripts/build.ts" first\n');
+const dist = join(root, 'dist');
+const build = join(dist, 'containai-build');
+const agents = ['containai-host-linux-x64', 'containai-host-linux-arm64'].map((n) => join(dist, n));
+if (![build, ...agents].every((f) => existsSync(f))) {
+  process.stderr.write('dist/ binaries are missing: run "bun scripts/build.ts" first (it builds the agents too)\n');
   process.exit(1);
 }
 
@@ -75,10 +80,8 @@ const baseOut = join(work, 'out-baseline');
 const ours: Measure[] = [];
 const base: Measure[] = [];
 for (let i = 0; i < runs; i++) {
-  base.push(measure('baseline', ['bash', join(root, 'bench', 'baseline-package.sh'), project, baseOut, hostBinary, sbom], project));
-  ours.push(
-    measure('containai-build', [build, 'package', '--version', 'bench', '--out', oursOut, '--sbom', sbom, '--host-binary', hostBinary], project),
-  );
+  base.push(measure('baseline', ['bash', join(root, 'bench', 'baseline-package.sh'), project, baseOut, dist, sbom], project));
+  ours.push(measure('containai-build', [build, 'package', '--version', 'bench', '--out', oursOut, '--sbom', sbom, '--agent-dir', dist], project));
   process.stderr.write(`run ${i + 1}/${runs}: baseline ${base.at(-1)?.seconds.toFixed(2)} s, containai-build ${ours.at(-1)?.seconds.toFixed(2)} s\n`);
 }
 
@@ -89,7 +92,9 @@ const b = best(base);
 const mb = (path: string) => (statSync(path).size / 1e6).toFixed(1);
 const ratio = o.seconds / b.seconds;
 const peak = Math.max(...ours.map((m) => m.peakMb));
-console.log(`tree:            ${treeOptions.files} files, ${(treeOptions.bytes / 1e6).toFixed(0)} MB (+ containai-host ${mb(hostBinary)} MB)`);
+const shaNi = readFileSync('/proc/cpuinfo', 'utf8').includes(' sha_ni');
+console.log(`machine:         ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), SHA extensions ${shaNi ? 'yes (sha_ni)' : 'no'}`);
+console.log(`tree:            ${treeOptions.files} files, ${(treeOptions.bytes / 1e6).toFixed(0)} MB in the payload; agents beside it ${agents.map(mb).join(' + ')} MB`);
 console.log(`baseline:        ${b.seconds.toFixed(2)} s, payload ${mb(join(baseOut, 'release', 'payload.tar.gz'))} MB`);
 console.log(`containai-build: ${o.seconds.toFixed(2)} s, peak RSS ${peak.toFixed(0)} MB, payload ${mb(join(oursOut, 'bench', 'payload.tar.gz'))} MB`);
 console.log(`ratio:           ${ratio.toFixed(3)} (target ≤ 0.25)   best of ${runs} runs each`);

