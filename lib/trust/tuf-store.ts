@@ -1,0 +1,266 @@
+/**
+ * Which public-good Sigstore trusted root this host uses, and where it came
+ * from: the one compiled in (@sigstore/tuf's seeds: its TUF root.json and the
+ * trusted_root.json target, embedded by `bun build`), or the newer one
+ * `trust update` fetched and verified through TUF, kept under the state folder
+ * as one file written atomically:
+ *
+ *   <state>/trust/public-good.json   chained from the compiled-in root.json
+ *   <state>/trust/tuf-test-<id>.json chained from CONTAINAI_TUF_ROOT (tests only)
+ *
+ * Each file holds the TUF metadata the update ended with (root, timestamp,
+ * snapshot, targets: the next update starts from them, so a repository that
+ * serves older versions is refused), the verified trusted_root.json, and a
+ * summary. Reading is synchronous and loads no TUF code: every offline
+ * verification and every check-health asks.
+ *
+ * "Newest" (SPEC "trust update ... from then on, offline verification uses the
+ * newest verified root"): the kept root when its TUF root version is above the
+ * compiled-in one, or the same and it was verified after this binary was
+ * built; else the compiled-in one (an agent self-updated to a newer build
+ * carries a newer seed than an old update).
+ *
+ * CONTAINAI_TUF_URL (mirrors and tests) only moves where the bytes come from:
+ * TUF checks them against the chain from the compiled-in root.json, so its
+ * result is the public-good root wherever it was fetched. CONTAINAI_TUF_ROOT
+ * (tests only) starts the chain from another root.json: that result is kept in
+ * its own file, named by that root's digest, and used only by a run that names
+ * the same root.json; a production run (no CONTAINAI_TUF_ROOT) never reads it.
+ */
+import { lstatSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import seeds from '@sigstore/tuf/seeds.json' with { type: 'json' };
+import { z } from 'zod';
+import { sha256Bytes } from '../digest.ts';
+import { ContainaiError, describeCause } from '../errors.ts';
+import { writeFileAtomic } from '../fs/atomic.ts';
+import { builtAt } from './status-built-at.ts' with { type: 'macro' };
+
+export const PUBLIC_GOOD_TUF_URL = 'https://tuf-repo-cdn.sigstore.dev';
+/** The TUF repository to update from: for mirrors and tests. Default: Sigstore's. */
+export const TUF_URL_ENV = 'CONTAINAI_TUF_URL';
+/** TESTS ONLY: a root.json to start the TUF chain from instead of the compiled-in one; needs CONTAINAI_TUF_URL. */
+export const TUF_ROOT_ENV = 'CONTAINAI_TUF_ROOT';
+export const STATE_DIR_ENV = 'CONTAINAI_STATE_DIR';
+export const DEFAULT_STATE_DIR = '/var/lib/containai';
+export const TRUSTED_ROOT_TARGET = 'trusted_root.json';
+
+/** When this binary was built (and so the compiled-in root with it). */
+export const BUILT_AT: string = builtAt();
+
+type Env = Record<string, string | undefined>;
+
+// ---------------------------------------------------------------------------
+// The compiled-in root
+
+export interface CompiledInRoot {
+  /** The TUF root.json version the seed holds. */
+  tufVersion: number;
+  /** When that root.json expires (its signers vouch for it until then). */
+  tufExpires: string;
+  builtAt: string;
+  rootJson: Buffer;
+  trustedRootText: string;
+}
+
+const tufSignedSchema = z.object({ signed: z.object({ version: z.number().int().min(1), expires: z.string() }).loose() }).loose();
+
+let compiled: CompiledInRoot | undefined;
+
+export function compiledInRoot(): CompiledInRoot {
+  if (!compiled) {
+    const entry = (seeds as Record<string, { 'root.json': string; targets: Record<string, string> }>)[PUBLIC_GOOD_TUF_URL];
+    const root = entry?.['root.json'];
+    const target = entry?.targets[TRUSTED_ROOT_TARGET];
+    if (!root || !target) throw new ContainaiError('INTERNAL', 'the compiled-in public-good trusted root is missing');
+    const rootJson = Buffer.from(root, 'base64');
+    const { signed } = tufSignedSchema.parse(JSON.parse(rootJson.toString('utf8')));
+    compiled = {
+      tufVersion: signed.version,
+      tufExpires: signed.expires,
+      builtAt: BUILT_AT,
+      rootJson,
+      trustedRootText: Buffer.from(target, 'base64').toString('utf8'),
+    };
+  }
+  return compiled;
+}
+
+// ---------------------------------------------------------------------------
+// Where, and from what
+
+/** The state folder (CONTAINAI_STATE_DIR, default /var/lib/containai); undefined when it is not absolute. */
+export function stateDir(env: Env = process.env): string | undefined {
+  const dir = env[STATE_DIR_ENV] || DEFAULT_STATE_DIR;
+  return isAbsolute(dir) ? dir : undefined;
+}
+
+export interface TufSettings {
+  /** Base URL of the TUF repository (no trailing slash). */
+  mirror: string;
+  mirrorIsDefault: boolean;
+  /** The root.json the chain starts from when it is not the compiled-in one (tests). */
+  initialRoot?: { path: string; bytes: Buffer; sha256: string };
+  /** The file the result is kept in, under <state>/trust/. */
+  slotFile: string;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
+
+function tufUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ContainaiError('INPUT', `${TUF_URL_ENV} "${value}" is not a URL`, { hint: `unset it to use ${PUBLIC_GOOD_TUF_URL}` });
+  }
+  if (url.username || url.password || url.search || url.hash) {
+    throw new ContainaiError('INPUT', `${TUF_URL_ENV} must be a plain base URL (no credentials, query or fragment)`, { hint: `unset it to use ${PUBLIC_GOOD_TUF_URL}` });
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.test(url.hostname))) {
+    throw new ContainaiError('INPUT', `${TUF_URL_ENV} must be https:// (plain http only on a loopback address, for tests)`, { hint: `unset it to use ${PUBLIC_GOOD_TUF_URL}` });
+  }
+  return url.href.replace(/\/+$/, '');
+}
+
+/** The repository and the starting root this run uses; refuses a bad environment rather than guessing. */
+export function tufSettings(env: Env = process.env): TufSettings {
+  const given = env[TUF_URL_ENV];
+  const mirror = given ? tufUrl(given) : PUBLIC_GOOD_TUF_URL;
+  const rootPath = env[TUF_ROOT_ENV];
+  if (!rootPath) return { mirror, mirrorIsDefault: mirror === PUBLIC_GOOD_TUF_URL, slotFile: 'public-good.json' };
+  if (!given) {
+    throw new ContainaiError('INPUT', `${TUF_ROOT_ENV} is for tests against their own TUF repository: it needs ${TUF_URL_ENV} too`, {
+      hint: `unset ${TUF_ROOT_ENV}: a host starts the chain from the root.json compiled into it`,
+    });
+  }
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(rootPath);
+  } catch (err) {
+    throw new ContainaiError('INPUT', `${TUF_ROOT_ENV}: cannot read ${rootPath}: ${describeCause(err)}`, { hint: `unset ${TUF_ROOT_ENV} (it is for tests only)` });
+  }
+  const sha256 = sha256Bytes(bytes);
+  return { mirror, mirrorIsDefault: false, initialRoot: { path: rootPath, bytes, sha256 }, slotFile: `tuf-test-${sha256.slice(0, 16)}.json` };
+}
+
+// ---------------------------------------------------------------------------
+// What an update keeps
+
+const roleSummary = z.object({ version: z.number().int().min(1), expires: z.string() });
+
+const storedUpdateSchema = z.object({
+  format: z.literal(1),
+  /** Where the metadata was fetched from (printable: checked to carry no credentials). */
+  mirror: z.string(),
+  /** "compiled-in", or the sha256 of the CONTAINAI_TUF_ROOT file the chain started from. */
+  startedFrom: z.string(),
+  /** When this run verified the chain and the target. */
+  verifiedAt: z.string(),
+  root: roleSummary,
+  timestamp: roleSummary,
+  snapshot: roleSummary,
+  targets: roleSummary,
+  trustedRootSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The metadata files as the repository served them (the next update starts from them). */
+  metadata: z.object({ root: z.string(), timestamp: z.string(), snapshot: z.string(), targets: z.string() }),
+  trustedRoot: z.string(),
+});
+export type StoredUpdate = z.infer<typeof storedUpdateSchema>;
+
+/** The file an update is kept in, or undefined when there is no usable state folder. */
+export function storedUpdatePath(settings: TufSettings, env: Env = process.env): string | undefined {
+  const dir = stateDir(env);
+  return dir ? join(dir, 'trust', settings.slotFile) : undefined;
+}
+
+/**
+ * Root trusts what it reads here for every verification: a file (or folder) another user
+ * could have written is refused, as in the trust dir.
+ */
+function ownershipProblem(path: string): string | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  for (const p of [join(path, '..'), path]) {
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) return `${p} is a symlink`;
+    if (st.uid !== 0 || (st.mode & 0o022) !== 0) return `${p} is not owned by root or is writable by others`;
+  }
+  return undefined;
+}
+
+export interface StoredRead {
+  update?: StoredUpdate;
+  /** Why a file that is there is not used. */
+  problem?: string;
+}
+
+/** Reads a kept update; a missing file is no update, a damaged or unsafe one is a problem (and not used). */
+export function readStoredUpdate(path: string | undefined): StoredRead {
+  if (!path) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    return { problem: `cannot read ${path}: ${describeCause(err)}` };
+  }
+  try {
+    const unsafe = ownershipProblem(path);
+    if (unsafe) return { problem: `${unsafe}; not used` };
+  } catch (err) {
+    return { problem: `cannot check ${path}: ${describeCause(err)}` };
+  }
+  let parsed;
+  try {
+    parsed = storedUpdateSchema.safeParse(JSON.parse(text));
+  } catch {
+    return { problem: `${path} is not JSON; not used` };
+  }
+  if (!parsed.success) return { problem: `${path} is damaged (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).slice(0, 3).join('; ')}); not used` };
+  if (sha256Bytes(parsed.data.trustedRoot) !== parsed.data.trustedRootSha256) return { problem: `${path}: its trusted root does not match its recorded digest; not used` };
+  return { update: parsed.data };
+}
+
+export async function writeStoredUpdate(path: string, update: StoredUpdate): Promise<void> {
+  await mkdir(join(path, '..'), { recursive: true, mode: 0o755 });
+  await writeFileAtomic(path, `${JSON.stringify(update, null, 1)}\n`, 0o644);
+}
+
+// ---------------------------------------------------------------------------
+// The choice
+
+export interface PublicGoodChoice {
+  inUse: 'compiled-in' | 'tuf-updated';
+  compiled: CompiledInRoot;
+  settings: TufSettings;
+  storedPath?: string;
+  stored?: StoredUpdate;
+  storedProblem?: string;
+  /** Why the one in use was chosen, for status. */
+  reason: string;
+  /** The trusted_root.json text of the one in use. */
+  trustedRootText: string;
+}
+
+/** Which public-good root verification uses now (see the module header for the rule). */
+export function choosePublicGood(env: Env = process.env): PublicGoodChoice {
+  const settings = tufSettings(env);
+  const compiledRoot = compiledInRoot();
+  const storedPath = storedUpdatePath(settings, env);
+  const { update, problem } = readStoredUpdate(storedPath);
+  const base = { compiled: compiledRoot, settings, storedPath, stored: update, storedProblem: problem };
+  const useCompiled = (reason: string): PublicGoodChoice => ({ ...base, inUse: 'compiled-in', reason, trustedRootText: compiledRoot.trustedRootText });
+  const useStored = (stored: StoredUpdate, reason: string): PublicGoodChoice => ({ ...base, inUse: 'tuf-updated', reason, trustedRootText: stored.trustedRoot });
+  if (!update) return useCompiled(problem ? 'the kept TUF update is not usable' : 'no TUF update kept');
+  if (settings.initialRoot) {
+    if (update.startedFrom !== settings.initialRoot.sha256) return useCompiled(`the kept TUF update did not start from ${TUF_ROOT_ENV}`);
+    return useStored(update, `TESTING: chained from ${TUF_ROOT_ENV}`);
+  }
+  if (update.startedFrom !== 'compiled-in') return useCompiled('the kept TUF update did not start from the compiled-in root');
+  if (update.root.version > compiledRoot.tufVersion) return useStored(update, `TUF root v${update.root.version} is newer than the compiled-in v${compiledRoot.tufVersion}`);
+  if (update.root.version === compiledRoot.tufVersion && update.verifiedAt >= compiledRoot.builtAt) {
+    return useStored(update, `verified ${update.verifiedAt}, after this binary was built`);
+  }
+  return useCompiled(`this binary (built ${compiledRoot.builtAt}, TUF root v${compiledRoot.tufVersion}) is newer than the kept update`);
+}
