@@ -1,0 +1,156 @@
+/**
+ * End dates of trust: until when a Sigstore trusted root can verify a new
+ * signature, when a certificate ends, and the rule check-health applies
+ * (SPEC "check-health": warn within 60 days of an end date, fail once one has
+ * passed).
+ *
+ * A trusted root lists keys with validity windows. A key whose window has
+ * ended is retired, not expired: it still verifies what was signed inside its
+ * window, and Sigstore keeps retired keys in its root for that reason (the
+ * public-good root carries a CA and a CT log that ended in 2022). What ends a
+ * root is the last key of a kind it needs: a CA always; a transparency log
+ * when it has any, a CT log when it has any (lib/trust/roots.ts requires one
+ * entry of each kind the root lists); a timestamp authority when it has no
+ * transparency log to date signatures. A CA's key ends at its validFor.end or
+ * when a certificate of its chain does, whichever is first.
+ *
+ * Plain JSON and node:crypto only: check-health reads this every minute and
+ * must not load the Sigstore verifier for it.
+ */
+import { X509Certificate } from 'node:crypto';
+import { z } from 'zod';
+
+export const WARN_WITHIN_DAYS = 60;
+const DAY_MS = 86_400_000;
+
+export type EndStatus = 'ok' | 'warn' | 'expired' | 'none';
+
+/** One dated part of a trust source: a CA, a log key, a TUF root, a certificate. */
+export interface DatedPart {
+  what: string;
+  start?: string;
+  /** ISO date; absent: no end. */
+  end?: string;
+  /** Its window ended, but the source has a newer part of the same kind: it only verifies older signatures. */
+  retired?: boolean;
+}
+
+export interface Ends {
+  parts: DatedPart[];
+  /** When the source stops verifying new signatures; absent: no end date. */
+  end?: string;
+  /** What ends then, in words. */
+  endReason?: string;
+}
+
+const validFor = z.object({ start: z.string().optional(), end: z.string().optional() }).loose().optional();
+const certChain = z.object({ certificates: z.array(z.object({ rawBytes: z.string() }).loose()).default([]) }).loose().optional();
+const logSchema = z.object({ baseUrl: z.string().default('?'), publicKey: z.object({ validFor }).loose().optional() }).loose();
+const authoritySchema = z.object({ uri: z.string().default('?'), certChain, validFor }).loose();
+const trustedRootSchema = z
+  .object({
+    tlogs: z.array(logSchema).default([]),
+    ctlogs: z.array(logSchema).default([]),
+    certificateAuthorities: z.array(authoritySchema).default([]),
+    timestampAuthorities: z.array(authoritySchema).default([]),
+  })
+  .loose();
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function dateMs(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+function minEnd(...values: Array<number | undefined>): number | undefined {
+  const known = values.filter((v): v is number => v !== undefined);
+  return known.length ? Math.min(...known) : undefined;
+}
+
+/** notAfter of every certificate in a chain, the earliest first; a certificate that does not parse ends now (it verifies nothing). */
+function chainEnd(chain: { certificates: Array<{ rawBytes: string }> } | undefined, now: number): number | undefined {
+  let end: number | undefined;
+  for (const cert of chain?.certificates ?? []) {
+    let ms: number;
+    try {
+      ms = Date.parse(new X509Certificate(Buffer.from(cert.rawBytes, 'base64')).validTo);
+    } catch {
+      ms = now;
+    }
+    end = minEnd(end, ms);
+  }
+  return end;
+}
+
+interface Kind {
+  label: string;
+  entries: Array<{ what: string; start?: string; end?: number }>;
+}
+
+/** The end dates of a trusted_root.json (already parsed JSON); throws on a shape that is no trusted root. */
+export function trustedRootEnds(json: unknown, now = Date.now()): Ends {
+  const root = trustedRootSchema.parse(json);
+  const kinds: Kind[] = [
+    {
+      label: 'CA',
+      entries: root.certificateAuthorities.map((ca) => ({ what: `CA ${ca.uri}`, start: ca.validFor?.start, end: minEnd(dateMs(ca.validFor?.end), chainEnd(ca.certChain, now)) })),
+    },
+    { label: 'transparency log', entries: root.tlogs.map((l) => ({ what: `transparency log ${l.baseUrl}`, start: l.publicKey?.validFor?.start, end: dateMs(l.publicKey?.validFor?.end) })) },
+    { label: 'CT log', entries: root.ctlogs.map((l) => ({ what: `CT log ${l.baseUrl}`, start: l.publicKey?.validFor?.start, end: dateMs(l.publicKey?.validFor?.end) })) },
+    {
+      label: 'timestamp authority',
+      entries: root.timestampAuthorities.map((t) => ({ what: `timestamp authority ${t.uri}`, start: t.validFor?.start, end: minEnd(dateMs(t.validFor?.end), chainEnd(t.certChain, now)) })),
+    },
+  ];
+  const parts: DatedPart[] = [];
+  let end: number | undefined;
+  let endReason: string | undefined;
+  const needed = (k: Kind) => k.label === 'CA' || (k.label === 'timestamp authority' ? root.tlogs.length === 0 && k.entries.length > 0 : k.entries.length > 0);
+  for (const kind of kinds) {
+    // The kind lasts as long as its last entry; an entry with no end keeps it open.
+    const open = kind.entries.some((e) => e.end === undefined);
+    const last = open || kind.entries.length === 0 ? undefined : Math.max(...kind.entries.map((e) => e.end as number));
+    for (const e of kind.entries) {
+      parts.push({ what: e.what, start: e.start, end: e.end === undefined ? undefined : iso(e.end), retired: e.end !== undefined && e.end <= now && (open || (last !== undefined && e.end < last)) });
+    }
+    if (!needed(kind)) continue;
+    const kindEnd = kind.entries.length === 0 ? now : last;
+    if (kindEnd !== undefined && (end === undefined || kindEnd < end)) {
+      end = kindEnd;
+      endReason = kind.entries.length === 0 ? `it has no ${kind.label}` : `its last ${kind.label} key ends`;
+    }
+  }
+  return { parts, end: end === undefined ? undefined : iso(end), endReason };
+}
+
+/** The earliest of several ends; the reason goes with it. */
+export function earliest(...ends: Array<{ end?: string; endReason?: string }>): { end?: string; endReason?: string } {
+  let best: { end?: string; endReason?: string } = {};
+  for (const e of ends) {
+    if (e.end !== undefined && (best.end === undefined || Date.parse(e.end) < Date.parse(best.end))) best = { end: e.end, endReason: e.endReason };
+  }
+  return best;
+}
+
+/** SPEC: warn within 60 days of an end date, fail (expired) once it has passed. */
+export function endStatus(end: string | undefined, now = Date.now()): EndStatus {
+  if (end === undefined) return 'none';
+  const ms = Date.parse(end);
+  if (ms <= now) return 'expired';
+  return ms - now <= WARN_WITHIN_DAYS * DAY_MS ? 'warn' : 'ok';
+}
+
+/** Whole days from now to end (negative once passed). */
+export function daysLeft(end: string, now = Date.now()): number {
+  return Math.floor((Date.parse(end) - now) / DAY_MS);
+}
+
+export function certificateEnd(pem: string): { end?: string; problem?: string } {
+  try {
+    return { end: new Date(Date.parse(new X509Certificate(pem).validTo)).toISOString() };
+  } catch {
+    return { problem: 'its certificate cannot be parsed' };
+  }
+}
