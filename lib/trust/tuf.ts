@@ -19,7 +19,6 @@ import { mkdtemp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { BaseFetcher, Updater } from 'tuf-js';
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
-import { z } from 'zod';
 import { sha256Bytes } from '../digest.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { printableName } from '../text.ts';
@@ -30,6 +29,7 @@ import {
   storedUpdatePath,
   TRUSTED_ROOT_TARGET,
   tufSettings,
+  tufSummary,
   writeStoredUpdate,
   type PublicGoodChoice,
   type StoredUpdate,
@@ -56,12 +56,12 @@ export interface TufUpdateResult {
 const META = ['root', 'timestamp', 'snapshot', 'targets'] as const;
 type MetaName = (typeof META)[number];
 
-const signedSchema = z.object({ signed: z.object({ version: z.number().int().min(1), expires: z.string() }).loose() }).loose();
-
 function summary(text: string, name: string): { version: number; expires: string } {
-  const parsed = signedSchema.safeParse(JSON.parse(text));
-  if (!parsed.success) throw new ContainaiError('VERIFY', `the verified ${name}.json has no version or expiry`);
-  return { version: parsed.data.signed.version, expires: parsed.data.signed.expires };
+  try {
+    return tufSummary(text);
+  } catch (err) {
+    throw new ContainaiError('VERIFY', `the verified ${name}.json cannot be summarised: ${describeCause(err)}`);
+  }
 }
 
 /**
