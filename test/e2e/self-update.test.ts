@@ -220,6 +220,27 @@ describe('self-update from a release folder', () => {
     expectUntouched(bin, binDir, agents.old);
   });
 
+  test('rotation: a trust dir pinning the old and the new key takes agents signed by either; with the old removed, one signed only by it is refused, saying why', async () => {
+    const trust = join(dir('cai-agent-rotation-'), 'trust');
+    mkdirSync(trust, { mode: 0o755 });
+    copyFileSync(releaseKey.pub, join(trust, 'release-2025.pub'));
+    copyFileSync(otherKey.pub, join(trust, 'release-2026.pub'));
+    const byOld = await makeRelease({ x64: agents.new });
+    const byNew = await makeRelease({ x64: agents.new, key: otherKey.key });
+    for (const rel of [byOld, byNew]) {
+      const { bin } = hostWith(agents.old);
+      const r = await runAgent(bin, ['self-update', '--asset-dir', rel, '--trust-dir', trust]);
+      expect(r.code).toBe(0);
+      expect(await versionOf(bin)).toBe('v1.1.0');
+    }
+    rmSync(join(trust, 'release-2025.pub'));
+    const { bin, binDir } = hostWith(agents.old);
+    const refused = await runAgent(bin, ['self-update', '--asset-dir', byOld, '--trust-dir', trust]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('which this host does not pin (a key removed after a rotation no longer verifies the releases it alone signed)');
+    expectUntouched(bin, binDir, agents.old);
+  });
+
   test('--from oci:// says plainly it is not there yet (exit 2); --rollback with nothing to roll back changes nothing', async () => {
     const { bin, binDir } = hostWith(agents.old);
     const r = await runAgent(bin, ['self-update', '--from', 'oci://ghcr.io/acme/containai:stable']);
