@@ -15,7 +15,7 @@ import { tryLockExclusive, unlock } from '../../lib/release/sys.ts';
 import { loadSigningKey } from '../../lib/trust/keys.ts';
 import { signBlob } from '../../lib/trust/sign.ts';
 import { baseEnv, expectNoStack, REPO_ROOT, removeDir, tempDir, type RunResult } from '../helpers/cli.ts';
-import { makeKeyPair, sha256Hex, writeKeyPair } from '../helpers/signing.ts';
+import { makeKeyPair, makeTestCA, sha256Hex, writeKeyPair } from '../helpers/signing.ts';
 
 const dirs: string[] = [];
 function dir(prefix = 'cai-self-update-'): string {
@@ -142,6 +142,24 @@ describe('self-update from a release folder', () => {
     expect(await versionOf(bin)).toBe('v1.0.0');
     expect(await versionOf(`${bin}.previous`)).toBe('v1.1.0');
     expect((await runAgent(bin, ['self-update', '--rollback'])).code).toBe(0);
+    expect(await versionOf(bin)).toBe('v1.1.0');
+  });
+
+  test("an attestation from the release workflow over containai-host.SHA256SUMS (the CI path) verifies under --repo", async () => {
+    const rel = await makeRelease({ x64: agents.new });
+    for (const f of [AGENT_SUMS_SIGSTORE_FILE, AGENT_SUMS_SIG_FILE]) rmSync(join(rel, f));
+    const ca = makeTestCA();
+    const root = join(rel, '..', 'ci-root.json');
+    writeFileSync(root, JSON.stringify(ca.trustedRoot));
+    writeFileSync(join(rel, 'attestation.intoto.jsonl'), `${JSON.stringify(ca.attest(sha256Hex(readFileSync(join(rel, AGENT_SUMS_FILE)))))}\n`);
+    const { bin } = hostWith(agents.old);
+    const policy = ['--asset-dir', rel, '--trusted-root', root, '--trust-dir', emptyTrust];
+    const wrongRepo = await runAgent(bin, ['self-update', ...policy, '--repo', 'acme/other']);
+    expect(wrongRepo.code).toBe(1);
+    expect(wrongRepo.stderr).toContain('is not https://github.com/acme/other (--repo)');
+    const r = await runAgent(bin, ['self-update', ...policy, '--repo', 'acme/widgets', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).signer).toBe('https://github.com/acme/widgets/.github/workflows/release.yml@refs/tags/v1.0.0');
     expect(await versionOf(bin)).toBe('v1.1.0');
   });
 
