@@ -77,7 +77,12 @@ export interface HeldFolderLock {
 
 /** One self-update (or rollback) of a folder at a time. */
 export function lockFolder(target: AgentTarget): HeldFolderLock {
-  const fd = openSync(target.dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  let fd: number;
+  try {
+    fd = openSync(target.dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  } catch (err) {
+    throw new ContainaiError('PERMISSION', `cannot open ${target.dir} to lock it: ${describeCause(err)}`, { cause: err });
+  }
   if (!tryLockExclusive(fd)) {
     closeSync(fd);
     throw new ContainaiError('LOCKED', `another self-update of an agent in ${target.dir} is running`, { hint: 'wait for it to finish, then run again' });

@@ -130,7 +130,15 @@ const STEPS: Step<Context>[] = [
     async run(ctx) {
       const target = need(ctx.target, 'the target');
       ctx.temp = tempName(target, 'new');
-      ctx.written = await ctx.request.source.writeAgent(ctx.arch, ctx.temp);
+      try {
+        ctx.written = await ctx.request.source.writeAgent(ctx.arch, ctx.temp);
+      } catch (err) {
+        if (isContainaiError(err)) throw err;
+        throw new ContainaiError('STATE', `cannot write the new agent beside ${target.path}: ${describeCause(err)}`, {
+          hint: "self-update writes into the agent's own folder (one file system, for an atomic rename): it must be writable, with room for one more agent",
+          cause: err,
+        });
+      }
       checkAgentDigest(ctx.written, need(ctx.sums, 'the sums'));
     },
   },
