@@ -3,8 +3,12 @@
  *  - `containai-host trust status --json` (the compiled binary, a trust dir of two
  *    pinned roots and two keys, a kept TUF update): median of 20 runs < 50 ms; the
  *    baseline is the process start (`containai-host --version`), the floor nothing can beat.
- *  - check-health's trust check in-process (what it adds to a report): the first run
- *    (cold: modules already loaded, files not yet read) and the median of 200, < 5 ms.
+ *  - check-health's trust check, < 5 ms of work added to a report: the check run once, cold,
+ *    in a fresh process compiled as the binaries are (bytecode, minified; the harness is
+ *    this file with --harness), median of 20; the check's body is synchronous, so this is
+ *    what it adds. Beside it, its durationMs in the real `check-health --offline --json`
+ *    (which also counts other checks' callbacks run while it is awaited), and the warm
+ *    in-process median of 200.
  *
  *   bun scripts/build.ts && bun bench/trust.ts
  */
@@ -48,6 +52,16 @@ async function timeRuns(argv: string[], env: Record<string, string>): Promise<nu
   return times;
 }
 
+if (process.argv.includes('--harness')) {
+  // One cold run of the check in this fresh (compiled) process; modules load at start, as in check-health.
+  const [trust, state] = process.argv.slice(process.argv.indexOf('--harness') + 1) as [string, string];
+  const ctx = createHealthContext({ installRoot: join(state, 'root'), offline: true, env: { CONTAINAI_STATE_DIR: state }, trustDir: trust });
+  const started = performance.now();
+  await runCheck(trustCheck, ctx);
+  process.stdout.write((performance.now() - started).toFixed(3));
+  process.exit(0);
+}
+
 const work = tempDir('cai-bench-trust-');
 try {
   const trust = join(work, 'trust');
@@ -70,15 +84,38 @@ try {
   const status = await timeRuns([bin, 'trust', 'status', '--json', '--trust-dir', trust], env);
   const start = await timeRuns([bin, '--version'], env);
 
+  const harness = join(work, 'trust-check-harness');
+  const built = Bun.spawnSync([process.execPath, 'build', '--compile', '--minify', '--bytecode', '--splitting', '--format=esm', import.meta.path, '--outfile', harness], { stdout: 'pipe', stderr: 'pipe' });
+  if (built.exitCode !== 0) throw new Error(built.stderr.toString());
+  const harnessRuns: number[] = [];
+  for (let i = 0; i < RUNS + 1; i++) {
+    const r = Bun.spawnSync([harness, '--harness', trust, state], { stdout: 'pipe', stderr: 'pipe' });
+    if (r.exitCode !== 0) throw new Error(r.stderr.toString());
+    if (i > 0) harnessRuns.push(Number(r.stdout.toString()));
+  }
+  const own = median(harnessRuns);
+
+  // No engine: the report fails on it quickly; only the trust check's duration is read.
+  const colds: number[] = [];
+  for (let i = 0; i < RUNS + 1; i++) {
+    const r = Bun.spawnSync([bin, 'check-health', '--offline', '--json', '--install-root', join(work, 'root'), '--trust-dir', trust], {
+      env: { ...env, DOCKER_HOST: 'unix:///nonexistent.sock' },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    });
+    const check = (JSON.parse(r.stdout.toString()) as { checks: Array<{ id: string; status: string; durationMs: number }> }).checks.find((c) => c.id === 'trust');
+    if (!check || check.status === 'fail') throw new Error(`no passing trust check in the report: ${r.stdout.toString()}`);
+    if (i > 0) colds.push(check.durationMs);
+  }
+  const cold = median(colds);
   const ctx = createHealthContext({ installRoot: join(work, 'root'), offline: true, env, trustDir: trust });
   const checkTimes: number[] = [];
-  for (let i = 0; i < 201; i++) {
+  for (let i = 0; i < 200; i++) {
     const started = performance.now();
     const result = await runCheck(trustCheck, ctx);
     checkTimes.push(performance.now() - started);
-    if (i === 0 && result.status === 'fail') throw new Error(`the trust check failed: ${result.message}`);
+    if (result.status === 'fail') throw new Error(`the trust check failed: ${result.message}`);
   }
-  const cold = checkTimes.shift() as number;
 
   const s = median(status);
   const v = median(start);
@@ -86,7 +123,9 @@ try {
   console.log(`${availableParallelism()} cores; SHA extensions: ${cpuFlags()}`);
   console.log(`trust status --json     median ${s.toFixed(1)} ms (min ${Math.min(...status).toFixed(1)}, max ${Math.max(...status).toFixed(1)})  target < ${TARGET_STATUS_MS} ms  ${s < TARGET_STATUS_MS ? 'OK' : 'OVER'}`);
   console.log(`  baseline --version    median ${v.toFixed(1)} ms (process start, the floor): status is ${(s / v).toFixed(2)}× it, ${(s - v).toFixed(1)} ms of work`);
-  console.log(`trust check (in-process) first ${cold.toFixed(2)} ms, median ${c.toFixed(3)} ms of 200  target < ${TARGET_CHECK_MS} ms  ${Math.max(cold, c) < TARGET_CHECK_MS ? 'OK' : 'OVER'}`);
+  console.log(`trust check, cold, compiled: median ${own.toFixed(2)} ms (min ${Math.min(...harnessRuns).toFixed(2)}, max ${Math.max(...harnessRuns).toFixed(2)}) of ${RUNS} fresh processes  target < ${TARGET_CHECK_MS} ms  ${own < TARGET_CHECK_MS ? 'OK' : 'OVER'}`);
+  console.log(`  its durationMs in check-health's report: median ${cold} ms (min ${Math.min(...colds)}, max ${Math.max(...colds)}; whole ms) of ${RUNS} (other checks' callbacks included)`);
+  console.log(`  in-process, warm: median ${c.toFixed(3)} ms of 200`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -91,28 +91,34 @@ function minEnd(...values: Array<number | undefined>): number | undefined {
   return known.length ? Math.min(...known) : undefined;
 }
 
-/** notAfter of every certificate in a chain, the earliest first; a certificate that does not parse ends now (it verifies nothing). */
-function chainEnd(chain: string[], now: number): number | undefined {
+/** notAfter of every certificate in a chain, the earliest first; a certificate that does not parse has always ended (it verifies nothing). */
+function chainEnd(chain: string[]): number | undefined {
   let end: number | undefined;
   for (const rawBytes of chain) {
     let ms: number;
     try {
       ms = Date.parse(new X509Certificate(Buffer.from(rawBytes, 'base64')).validTo);
     } catch {
-      ms = now;
+      ms = 0;
     }
     end = minEnd(end, ms);
   }
   return end;
 }
 
-interface Kind {
+/** The keys of one kind a trusted root lists, with their windows (absolute dates): what the ends follow from. */
+export interface KeyKind {
   label: string;
+  /** Whether verification needs a key of this kind (see the header). */
+  needed: boolean;
   entries: Array<{ what: string; start?: string; end?: number }>;
 }
 
-/** The end dates of a trusted_root.json (already parsed JSON); throws on a shape that is no trusted root. */
-export function trustedRootEnds(json: unknown, now = Date.now()): Ends {
+/**
+ * The dated keys of a trusted_root.json (parsed JSON); throws on a shape that is no trusted root.
+ * Independent of the time it is read, so the compiled-in root's are worked out at build time.
+ */
+export function trustedRootKinds(json: unknown): KeyKind[] {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('a trusted root is a JSON object');
   const root = json as Json;
   const logs = (key: string, label: string) =>
@@ -125,19 +131,24 @@ export function trustedRootEnds(json: unknown, now = Date.now()): Ends {
     list(root, key).map((a, i) => {
       const where = `${key}[${i}]`;
       const w = window(a, where);
-      return { what: `${label} ${text(a, 'uri', where) ?? '?'}`, start: w.start, end: minEnd(dateMs(w.end), chainEnd(certificates(a, where), now)) };
+      return { what: `${label} ${text(a, 'uri', where) ?? '?'}`, start: w.start, end: minEnd(dateMs(w.end), chainEnd(certificates(a, where))) };
     });
   const tlogs = logs('tlogs', 'transparency log');
-  const kinds: Kind[] = [
-    { label: 'CA', entries: authorities('certificateAuthorities', 'CA') },
-    { label: 'transparency log', entries: tlogs },
-    { label: 'CT log', entries: logs('ctlogs', 'CT log') },
-    { label: 'timestamp authority', entries: authorities('timestampAuthorities', 'timestamp authority') },
+  const ctlogs = logs('ctlogs', 'CT log');
+  const tsas = authorities('timestampAuthorities', 'timestamp authority');
+  return [
+    { label: 'CA', needed: true, entries: authorities('certificateAuthorities', 'CA') },
+    { label: 'transparency log', needed: tlogs.length > 0, entries: tlogs },
+    { label: 'CT log', needed: ctlogs.length > 0, entries: ctlogs },
+    { label: 'timestamp authority', needed: tlogs.length === 0 && tsas.length > 0, entries: tsas },
   ];
+}
+
+/** When the keys stop verifying new signatures, judged at now; which ones are retired. */
+export function endsOfKinds(kinds: KeyKind[], now = Date.now()): Ends {
   const parts: DatedPart[] = [];
   let end: number | undefined;
   let endReason: string | undefined;
-  const needed = (k: Kind) => k.label === 'CA' || (k.label === 'timestamp authority' ? tlogs.length === 0 && k.entries.length > 0 : k.entries.length > 0);
   for (const kind of kinds) {
     // The kind lasts as long as its last entry; an entry with no end keeps it open.
     const open = kind.entries.some((e) => e.end === undefined);
@@ -145,7 +156,7 @@ export function trustedRootEnds(json: unknown, now = Date.now()): Ends {
     for (const e of kind.entries) {
       parts.push({ what: e.what, start: e.start, end: e.end === undefined ? undefined : iso(e.end), retired: e.end !== undefined && e.end <= now && (open || (last !== undefined && e.end < last)) });
     }
-    if (!needed(kind)) continue;
+    if (!kind.needed) continue;
     const kindEnd = kind.entries.length === 0 ? now : last;
     if (kindEnd !== undefined && (end === undefined || kindEnd < end)) {
       end = kindEnd;
@@ -153,6 +164,11 @@ export function trustedRootEnds(json: unknown, now = Date.now()): Ends {
     }
   }
   return { parts, end: end === undefined ? undefined : iso(end), endReason };
+}
+
+/** The end dates of a trusted_root.json (parsed JSON) at now. */
+export function trustedRootEnds(json: unknown, now = Date.now()): Ends {
+  return endsOfKinds(trustedRootKinds(json), now);
 }
 
 /** The earliest of several ends; the reason goes with it. */

@@ -29,7 +29,7 @@ let publicGood: { sha256: string; root: TrustedRoot } | undefined;
  * (lib/trust/tuf-store.ts decides which). Parsed once per content.
  */
 export function publicGoodRoot(): TrustedRoot {
-  const text = choosePublicGood().trustedRootText;
+  const text = choosePublicGood().trustedRootText();
   const sha256 = sha256Bytes(text);
   if (publicGood?.sha256 !== sha256) publicGood = { sha256, root: TrustedRoot.fromJSON(JSON.parse(text)) };
   return publicGood.root;

@@ -12,7 +12,7 @@
 import { createHash, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describeCause } from '../errors.ts';
-import { certificateEnd, earliest, endStatus, trustedRootEnds, type DatedPart, type EndStatus } from './expiry.ts';
+import { certificateEnd, earliest, endsOfKinds, endStatus, trustedRootEnds, type DatedPart, type EndStatus } from './expiry.ts';
 import { trustDirFiles } from './trust-dir.ts';
 import { choosePublicGood, TUF_ROOT_ENV, type PublicGoodChoice } from './tuf-store.ts';
 
@@ -78,7 +78,7 @@ function judged(source: Omit<TrustSource, 'status'>, now: number): TrustSource {
 
 function publicGoodSources(choice: PublicGoodChoice, used: boolean, now: number): TrustSource[] {
   const sources: TrustSource[] = [];
-  const compiledEnds = trustedRootEnds(JSON.parse(choice.compiled.trustedRootText), now);
+  const compiledEnds = endsOfKinds(choice.compiled.kinds, now);
   const tufPart = (version: number, expires: string): DatedPart => ({ what: `TUF root.json v${version}`, end: isoDate(expires) });
   const compiledEnd = earliest({ end: isoDate(choice.compiled.tufExpires), endReason: `its TUF root.json v${choice.compiled.tufVersion} expires` }, compiledEnds);
   sources.push(

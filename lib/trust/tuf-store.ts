@@ -39,7 +39,8 @@ import seeds from '@sigstore/tuf/seeds.json' with { type: 'json' };
 import { sha256Bytes } from '../digest.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { writeFileAtomic } from '../fs/atomic.ts';
-import { builtAt } from './status-built-at.ts' with { type: 'macro' };
+import type { KeyKind } from './expiry.ts';
+import { builtAt, compiledInFacts } from './tuf-compiled-in.ts' with { type: 'macro' };
 
 export const PUBLIC_GOOD_TUF_URL = 'https://tuf-repo-cdn.sigstore.dev';
 /** The TUF repository to update from: for mirrors and tests. Default: Sigstore's. */
@@ -64,8 +65,33 @@ export interface CompiledInRoot {
   /** When that root.json expires (its signers vouch for it until then). */
   tufExpires: string;
   builtAt: string;
-  rootJson: Buffer;
-  trustedRootText: string;
+  /** The dated keys of its trusted_root.json (worked out at build time). */
+  kinds: KeyKind[];
+}
+
+const COMPILED_IN: CompiledInRoot = { ...compiledInFacts(), builtAt: BUILT_AT };
+
+export function compiledInRoot(): CompiledInRoot {
+  return COMPILED_IN;
+}
+
+function seed(): { 'root.json': string; targets: Record<string, string> } {
+  const entry = (seeds as Record<string, { 'root.json': string; targets: Record<string, string> }>)[PUBLIC_GOOD_TUF_URL];
+  if (!entry?.['root.json'] || !entry.targets[TRUSTED_ROOT_TARGET]) throw new ContainaiError('INTERNAL', 'the compiled-in public-good trusted root is missing');
+  return entry;
+}
+
+/** The compiled-in TUF root.json, where `trust update` starts the chain. */
+export function compiledInRootJson(): Buffer {
+  return Buffer.from(seed()['root.json'], 'base64');
+}
+
+let compiledText: string | undefined;
+
+/** The compiled-in trusted_root.json, decoded on first use (verification needs it; status does not). */
+export function compiledInTrustedRootText(): string {
+  compiledText ??= Buffer.from(seed().targets[TRUSTED_ROOT_TARGET] as string, 'base64').toString('utf8');
+  return compiledText;
 }
 
 /** version and expires of TUF metadata (root, timestamp, ...) from its JSON text; throws a plain Error naming what is missing. */
@@ -76,27 +102,6 @@ export function tufSummary(text: string): { version: number; expires: string } {
   if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) throw new Error('signed.version is not a positive integer');
   if (typeof expires !== 'string' || Number.isNaN(Date.parse(expires))) throw new Error('signed.expires is not a date');
   return { version, expires };
-}
-
-let compiled: CompiledInRoot | undefined;
-
-export function compiledInRoot(): CompiledInRoot {
-  if (!compiled) {
-    const entry = (seeds as Record<string, { 'root.json': string; targets: Record<string, string> }>)[PUBLIC_GOOD_TUF_URL];
-    const root = entry?.['root.json'];
-    const target = entry?.targets[TRUSTED_ROOT_TARGET];
-    if (!root || !target) throw new ContainaiError('INTERNAL', 'the compiled-in public-good trusted root is missing');
-    const rootJson = Buffer.from(root, 'base64');
-    const signed = tufSummary(rootJson.toString('utf8'));
-    compiled = {
-      tufVersion: signed.version,
-      tufExpires: signed.expires,
-      builtAt: BUILT_AT,
-      rootJson,
-      trustedRootText: Buffer.from(target, 'base64').toString('utf8'),
-    };
-  }
-  return compiled;
 }
 
 // ---------------------------------------------------------------------------
@@ -275,8 +280,8 @@ export interface PublicGoodChoice {
   storedProblem?: string;
   /** Why the one in use was chosen, for status. */
   reason: string;
-  /** The trusted_root.json text of the one in use. */
-  trustedRootText: string;
+  /** The trusted_root.json text of the one in use (the compiled-in one is decoded only when asked). */
+  trustedRootText(): string;
 }
 
 /** Which public-good root verification uses now (see the module header for the rule). */
@@ -286,8 +291,8 @@ export function choosePublicGood(env: Env = process.env): PublicGoodChoice {
   const storedPath = storedUpdatePath(settings, env);
   const { update, problem } = readStoredUpdate(storedPath);
   const base = { compiled: compiledRoot, settings, storedPath, stored: update, storedProblem: problem };
-  const useCompiled = (reason: string): PublicGoodChoice => ({ ...base, inUse: 'compiled-in', reason, trustedRootText: compiledRoot.trustedRootText });
-  const useStored = (stored: StoredUpdate, reason: string): PublicGoodChoice => ({ ...base, inUse: 'tuf-updated', reason, trustedRootText: stored.trustedRoot });
+  const useCompiled = (reason: string): PublicGoodChoice => ({ ...base, inUse: 'compiled-in', reason, trustedRootText: compiledInTrustedRootText });
+  const useStored = (stored: StoredUpdate, reason: string): PublicGoodChoice => ({ ...base, inUse: 'tuf-updated', reason, trustedRootText: () => stored.trustedRoot });
   if (!update) return useCompiled(problem ? 'the kept TUF update is not usable' : 'no TUF update kept');
   if (settings.initialRoot) {
     if (update.startedFrom !== settings.initialRoot.sha256) return useCompiled(`the kept TUF update did not start from ${TUF_ROOT_ENV}`);

@@ -26,6 +26,7 @@ import { VERSION } from '../version.ts';
 import { parseTrustedRoot } from './roots.ts';
 import {
   choosePublicGood,
+  compiledInRootJson,
   storedUpdatePath,
   TRUSTED_ROOT_TARGET,
   tufSettings,
@@ -146,7 +147,7 @@ export async function updateTrustedRoot(options: TufUpdateOptions = {}): Promise
   const before = choosePublicGood(env);
   const kept = describeInUse(before);
   const startedFrom = settings.initialRoot?.sha256 ?? 'compiled-in';
-  const initialRoot = settings.initialRoot?.bytes ?? before.compiled.rootJson;
+  const initialRoot = settings.initialRoot?.bytes ?? compiledInRootJson();
   // The last update's metadata counts only if it grew from the same start.
   const prior = before.stored?.startedFrom === startedFrom ? before.stored : undefined;
   const initialVersion = summary(initialRoot.toString('utf8'), 'root').version;
@@ -214,7 +215,7 @@ export async function updateTrustedRoot(options: TufUpdateOptions = {}): Promise
       trustedRoot,
     };
     await writeStoredUpdate(path, update);
-    const beforeSha = sha256Bytes(before.trustedRootText);
+    const beforeSha = sha256Bytes(before.trustedRootText());
     return {
       outcome: prior && prior.trustedRootSha256 === update.trustedRootSha256 && prior.root.version === update.root.version ? 'unchanged' : 'updated',
       path,

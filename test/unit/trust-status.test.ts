@@ -4,9 +4,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { judgeTrust } from '../../lib/health/trust.ts';
-import { endStatus, trustedRootEnds } from '../../lib/trust/expiry.ts';
+import { endsOfKinds, endStatus, trustedRootEnds } from '../../lib/trust/expiry.ts';
 import { collectTrustStatus } from '../../lib/trust/status.ts';
-import { compiledInRoot } from '../../lib/trust/tuf-store.ts';
+import { compiledInRoot, compiledInTrustedRootText } from '../../lib/trust/tuf-store.ts';
 import { makeKeyPair, makeTestCA } from '../helpers/signing.ts';
 
 const DAY = 86_400_000;
@@ -41,7 +41,8 @@ function keyWithCertificate(days: number): string {
 
 describe('trustedRootEnds', () => {
   test('the compiled-in public-good root: retired keys are listed and do not end it; its CA chain does', () => {
-    const ends = trustedRootEnds(JSON.parse(compiledInRoot().trustedRootText));
+    const ends = trustedRootEnds(JSON.parse(compiledInTrustedRootText()));
+    expect(endsOfKinds(compiledInRoot().kinds)).toEqual(ends);
     const retired = ends.parts.filter((p) => p.retired).map((p) => p.what);
     expect(retired).toEqual(['CA https://fulcio.sigstore.dev', 'CT log https://ctfe.sigstore.dev/test']);
     expect(ends.end).toBe('2031-10-05T13:56:58.000Z');
