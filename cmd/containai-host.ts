@@ -17,6 +17,8 @@ const main = defineCommand({
     verify: () => import('./shared/verify.ts').then((m) => m.default),
     'check-health': () => import('./host/check-health.ts').then((m) => m.default),
     systemd: () => import('./host/systemd.ts').then((m) => m.default),
+    trust: () => import('./host/trust.ts').then((m) => m.default),
+    'self-update': () => import('./host/self-update.ts').then((m) => m.default),
   },
 });
 

@@ -5,6 +5,7 @@ import { engineCheck } from './engine.ts';
 import { profileCheck } from './profile.ts';
 import { registryCheck } from './registry.ts';
 import { releaseCheck } from './release.ts';
+import { trustCheck } from './trust.ts';
 import type { HealthCheck } from './types.ts';
 
-export const HEALTH_CHECKS: readonly HealthCheck[] = [engineCheck, engineSecurityCheck, releaseCheck, profileCheck, diskCheck, registryCheck];
+export const HEALTH_CHECKS: readonly HealthCheck[] = [engineCheck, engineSecurityCheck, releaseCheck, profileCheck, diskCheck, registryCheck, trustCheck];

@@ -1,19 +1,19 @@
 /**
  * The trusted roots a verification may use, and nothing else: the public-good
- * Sigstore root compiled into the binary (from @sigstore/tuf's seeds, so no
- * network is needed), roots named with --trusted-root, and roots pinned in
- * the trust dir. A trusted_root.json shipped inside a bundle is never here.
+ * Sigstore root (compiled into the binary from @sigstore/tuf's seeds, or the
+ * newer one `trust update` verified through TUF and kept: no network is needed
+ * either way), roots named with --trusted-root, and roots pinned in the trust
+ * dir. A trusted_root.json shipped inside a bundle is never here.
  */
 import { readFile } from 'node:fs/promises';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toTrustMaterial, Verifier, type TrustMaterial } from '@sigstore/verify';
-// Imported as JSON so `bun build --compile` embeds it; decoded only when used.
-import seeds from '@sigstore/tuf/seeds.json' with { type: 'json' };
+import { sha256Bytes } from '../digest.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
 import type { TrustPolicy } from './policy.ts';
 import { trustDirFiles } from './trust-dir.ts';
+import { choosePublicGood } from './tuf-store.ts';
 
-const PUBLIC_GOOD_TUF = 'https://tuf-repo-cdn.sigstore.dev';
 const TRUSTED_ROOT_MEDIA = /^application\/vnd\.dev\.sigstore\.trustedroot(\.v\d+\.\d+)?\+json(;version=\d+\.\d+)?$/;
 
 export interface NamedRoot {
@@ -22,16 +22,17 @@ export interface NamedRoot {
   root: TrustedRoot;
 }
 
-let publicGood: TrustedRoot | undefined;
+let publicGood: { sha256: string; root: TrustedRoot } | undefined;
 
+/**
+ * The public-good root: the newest verified one, compiled in or kept by `trust update`
+ * (lib/trust/tuf-store.ts decides which). Parsed once per content.
+ */
 export function publicGoodRoot(): TrustedRoot {
-  if (!publicGood) {
-    const entry = (seeds as Record<string, { targets: Record<string, string> }>)[PUBLIC_GOOD_TUF];
-    const b64 = entry?.targets['trusted_root.json'];
-    if (!b64) throw new ContainaiError('INTERNAL', 'the compiled-in public-good trusted root is missing');
-    publicGood = TrustedRoot.fromJSON(JSON.parse(Buffer.from(b64, 'base64').toString('utf8')));
-  }
-  return publicGood;
+  const text = choosePublicGood().trustedRootText();
+  const sha256 = sha256Bytes(text);
+  if (publicGood?.sha256 !== sha256) publicGood = { sha256, root: TrustedRoot.fromJSON(JSON.parse(text)) };
+  return publicGood.root;
 }
 
 export function parseTrustedRoot(text: string, source: string): TrustedRoot {

@@ -12,6 +12,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # The arm64 agent is run under qemu-user with the arm64 C library (test/e2e/package.test.ts).
 command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
 [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
+# test/unit/trust-status.test.ts makes a key certificate with openssl req -x509.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "test services missing (${need[*]}) and not root: install them with apt-get" >&2
