@@ -9,6 +9,10 @@ command -v podman >/dev/null 2>&1 || need+=(podman)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# A static busybox is the whole of the crash-looping image the gate's containers probe is tested with.
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
+# promtool checks the metrics file check-health writes.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "test services missing (${need[*]}) and not root: install them with apt-get" >&2
