@@ -9,11 +9,14 @@
  * host/bin/probe.sh, which exits with the number in <root>/.control/exit (a
  * file outside the release, so a test flips it without touching the release).
  */
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { activateRelease } from '../../lib/release/activate.ts';
 import { installLayout, type InstallLayout } from '../../lib/release/layout.ts';
 import { startTrial, type GateDeps } from '../../lib/gate/trial.ts';
+import { readBadList } from '../../lib/gate/bad.ts';
+import { readGateState } from '../../lib/gate/state.ts';
+import { versionOfDir } from '../../lib/release/layout.ts';
 import type { GateState } from '../../lib/gate/state.ts';
 import { tempDir } from './cli.ts';
 import { handInstall } from './installed-release.ts';
@@ -39,6 +42,8 @@ export interface GateRootOptions {
   files?: Record<string, string>;
   grace?: string;
   profile?: string;
+  /** More releases installed beside (not current), e.g. ['v3'] for a new install during a trial. */
+  alsoInstall?: string[];
 }
 
 /** v1 current and verified-installable, v2 installed beside it (not yet current, not on trial). */
@@ -67,6 +72,10 @@ export async function makeGateRoot(options: GateRootOptions = {}): Promise<GateR
   });
   chmodSync(join(root, 'releases', 'v2', 'host', 'bin', 'probe.sh'), 0o755);
   rmSync(join(root, 'current'));
+  for (const version of options.alsoInstall ?? []) {
+    handInstall(root, { version, profile: options.profile });
+    rmSync(join(root, 'current'));
+  }
   // v1 is what was current before: activate it the way install does.
   await activateRelease(layout, 'v1');
   return { root, layout, control, operatorDir, setProbeExit: (code) => writeFileSync(join(control, 'exit'), `${code}\n`) };
@@ -77,4 +86,46 @@ export async function putOnTrial(g: GateRoot, spanMs: number, deps: GateDeps): P
   const state = await startTrial(g.layout, { version: 'v2', dirName: 'v2', spanMs }, deps);
   await activateRelease(g.layout, 'v2');
   return state;
+}
+
+/** The gate's lines of state/events.jsonl. */
+export function gateEvents(root: string): Array<Record<string, unknown>> {
+  const path = join(root, 'state', 'events.jsonl');
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((e) => e.action === 'gate');
+}
+
+/** Where current points (the folder name), or undefined. */
+export function currentDir(root: string): string | undefined {
+  try {
+    return readlinkSync(join(root, 'current')).replace(/^releases\//, '');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The gate's invariants (issue 13, "Crash safety"), as a list of what is broken:
+ * current names a complete release folder and never a version on the bad
+ * list; each trial has at most one event; a completed decision has its event.
+ */
+export async function brokenInvariants(g: GateRoot): Promise<string[]> {
+  const broken: string[] = [];
+  const current = currentDir(g.root);
+  if (!current) broken.push('no current link');
+  else if (!existsSync(join(g.root, 'releases', current, 'install.json'))) broken.push(`current names ${current}, not a complete release`);
+  const bad = await readBadList(g.layout);
+  if (current && bad.some((b) => b.version === versionOfDir(current))) broken.push(`current ${current} is on the bad list`);
+  const events = gateEvents(g.root);
+  const perTrial = new Map<unknown, number>();
+  for (const e of events) perTrial.set(e.trialId, (perTrial.get(e.trialId) ?? 0) + 1);
+  for (const [id, n] of perTrial) if (n > 1) broken.push(`trial ${String(id)} has ${n} events`);
+  const state = await readGateState(g.layout);
+  if (state?.decision?.complete && !perTrial.has(state.trialId)) broken.push('a completed decision has no event');
+  if (state?.decision?.outcome === 'fail' && state.decision.complete && state.decision.rolledBackTo && !bad.some((b) => b.version === state.version)) broken.push('a failed, rolled-back version is not on the bad list');
+  return broken;
 }
