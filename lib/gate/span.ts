@@ -3,6 +3,7 @@
  * systemd reads them (lib/systemd/units.ts), so an operator writes the same
  * words in a unit file and here. Whole milliseconds.
  */
+import { usageError } from '../errors.ts';
 import { parseTimeSpan } from '../systemd/units.ts';
 
 export const DEFAULT_GATE = '10min';
@@ -23,4 +24,13 @@ export function formatSpan(ms: number): string {
   const m = Math.floor((total % 3600) / 60);
   const s = total % 60;
   return [h ? `${h}h` : '', m ? `${m}min` : '', s || (!h && !m) ? `${s}s` : ''].filter(Boolean).join(' ');
+}
+
+/** --gate SPAN as install takes it (default 10min): milliseconds, or a usage error (exit 2). */
+export function gateSpanMs(value: string | undefined): number {
+  const ms = parseSpanMs(value ?? DEFAULT_GATE);
+  if (ms === undefined || ms < 1000 || ms > MAX_GATE_MS) {
+    throw usageError(`--gate "${value}" must be a time span from 1s to 24h, such as 10min`, 'or --no-gate to activate without a trial');
+  }
+  return ms;
 }

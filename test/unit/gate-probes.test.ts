@@ -365,3 +365,18 @@ describe('systemd probe', () => {
     expect(err.message).toStartWith('/usr/bin/systemctl show containai-proxy.service failed: ');
   });
 });
+
+describe('spans', () => {
+  test('--gate reads systemd time spans and refuses what is not one', async () => {
+    const { gateSpanMs, formatSpan } = await import('../../lib/gate/span.ts');
+    expect(gateSpanMs(undefined)).toBe(600_000);
+    expect(gateSpanMs('5s')).toBe(5_000);
+    expect(gateSpanMs('1h 30min')).toBe(5_400_000);
+    for (const bad of ['', 'soon', '0s', '500ms', '2d', '-5s']) {
+      expect(() => gateSpanMs(bad)).toThrow(/--gate ".*" must be a time span from 1s to 24h/);
+    }
+    expect(formatSpan(90_000)).toBe('1min 30s');
+    expect(formatSpan(3_600_000)).toBe('1h');
+    expect(formatSpan(250)).toBe('250ms');
+  });
+});
