@@ -66,12 +66,15 @@ async function lookupUser(name: string): Promise<{ uid: number; gid: number } | 
   return undefined;
 }
 
-/** Reads at most MESSAGE_BYTES of a stream, until it ends or `stop` settles (a grandchild may keep the pipe open). */
-async function readSome(stream: ReadableStream<Uint8Array>, stop: Promise<unknown>): Promise<string> {
+/** How long output may still come after the program exited: a grandchild it left behind may hold the pipe open. */
+const DRAIN_MS = 100;
+
+/** Reads at most MESSAGE_BYTES of a stream, until it ends or DRAIN_MS after the program exited. */
+async function readSome(stream: ReadableStream<Uint8Array>, exited: Promise<unknown>): Promise<string> {
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
-  const stopped = stop.then(() => ({ done: true as const, value: undefined }));
+  const stopped = exited.then(() => Bun.sleep(DRAIN_MS)).then(() => ({ done: true as const, value: undefined }));
   try {
     for (;;) {
       const next = await Promise.race([reader.read(), stopped]);
