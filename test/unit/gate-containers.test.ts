@@ -38,7 +38,7 @@ async function pushBusybox(tag: string): Promise<string> {
   writeFileSync(join(dir, 'rootfs', 'tag'), `${tag}\n`);
   Bun.spawnSync(['chmod', '755', join(dir, 'rootfs', 'busybox')]);
   Bun.spawnSync(['tar', '-cf', join(dir, 'rootfs.tar'), '-C', join(dir, 'rootfs'), '.']);
-  const stream = await docker.importImage(join(dir, 'rootfs.tar'), { repo, tag } as never);
+  const stream = (await docker.importImage(join(dir, 'rootfs.tar'), { repo, tag } as never)) as unknown as NodeJS.ReadableStream;
   await new Promise((resolve, reject) => docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve(null))));
   const pushed = await pushImage(docker, 'crash', `${repo}:${tag}`, { username: registry.username, password: registry.password, serveraddress: registry.address }, () => undefined);
   return pushed.digest;
