@@ -33,7 +33,8 @@ export interface GateReport {
   problem?: string;
 }
 
-function stateOf(trial: GateState): GateReportState {
+/** Where a trial stands, from its file alone. */
+export function stateOf(trial: GateState): GateReportState {
   const d = trial.decision;
   if (!d) return 'on-trial';
   if (!d.complete) return 'deciding';
@@ -42,9 +43,10 @@ function stateOf(trial: GateState): GateReportState {
   return d.rolledBackTo ? 'failed' : 'stuck';
 }
 
-function messageOf(trial: GateState, state: GateReportState, now: number): string {
+/** One line for a person: the one wording of a trial's state, for gate status, check-health and the API's results. */
+export function describeTrial(trial: GateState, now: number): string {
   const d = trial.decision;
-  switch (state) {
+  switch (stateOf(trial)) {
     case 'on-trial': {
       const left = Date.parse(trial.deadline) - now;
       const failing = trial.probes.filter((p) => p.status === 'fail');
@@ -53,15 +55,15 @@ function messageOf(trial: GateState, state: GateReportState, now: number): strin
       return `${trial.version} is on trial ${when}; ${how}`;
     }
     case 'deciding':
-      return `${trial.version}'s trial was decided (${d!.outcome} at ${d!.at}) and the decision is being carried out; the next check-health or gate command completes it`;
+      return `${trial.version}'s trial was decided (${d!.outcome} at ${d!.at}: ${d!.reason}) and the decision is being carried out; the next check-health or gate command completes it`;
     case 'passed':
-      return `${trial.version} passed its health gate at ${d!.at}`;
+      return `${trial.version} passed its health gate at ${d!.at}: ${d!.reason}`;
     case 'superseded':
       return `${trial.version}'s trial ended undecided at ${d!.at}: ${d!.reason}`;
     case 'failed':
-      return `${trial.version} failed its health gate at ${d!.at} (${d!.reason}); ${versionOfDir(d!.rolledBackTo!)} was made current again`;
+      return `${trial.version} failed its health gate at ${d!.at}: ${d!.reason}; ${versionOfDir(d!.rolledBackTo!)} is current again and ${trial.version} is on the bad list`;
     default:
-      return `${trial.version} failed its health gate at ${d!.at} (${d!.reason}) but could not be rolled back: ${d!.rollbackProblem ?? 'unknown'}`;
+      return `${trial.version} failed its health gate at ${d!.at}: ${d!.reason}; it stays current, as it could not be rolled back (${d!.rollbackProblem ?? 'unknown'})`;
   }
 }
 
@@ -79,7 +81,7 @@ export async function gateReport(layout: InstallLayout, now = Date.now()): Promi
   const state = stateOf(trial);
   return {
     state,
-    message: messageOf(trial, state, now),
+    message: describeTrial(trial, now),
     version: trial.version,
     dir: trial.dir,
     previous: trial.previous?.version,

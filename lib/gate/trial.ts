@@ -25,6 +25,7 @@ import { readReleaseLink } from '../release/activate.ts';
 import { CURRENT_LINK, type InstallLayout, PREVIOUS_LINK, versionOfDir } from '../release/layout.ts';
 import { acquireLock } from '../release/lock.ts';
 import { forgetBadVersion } from './bad.ts';
+import { describeTrial } from './report.ts';
 import { completeDecision, type DecideDeps, recordDecision } from './decide.ts';
 import { DEFAULT_OPERATOR_PROBE_DIR, DEFAULT_PROBE_GRACE_MS, loadProbes } from './load.ts';
 import { logSupersededOnce } from './log.ts';
@@ -69,23 +70,9 @@ function statusOf(state: GateState): TrialStatus {
   return state.decision.outcome === 'pass' ? 'passed' : state.decision.outcome === 'fail' ? 'failed' : 'superseded';
 }
 
-function describe(state: GateState, now: number): string {
-  const d = state.decision;
-  if (!d) {
-    const failing = state.probes.filter((p) => p.status === 'fail');
-    const left = Date.parse(state.deadline) - now;
-    const when = left > 0 ? `${formatSpan(left)} left` : 'past its deadline, waiting on a failing probe within its grace';
-    return `${state.version} on trial (${when}): ${failing.length ? `failing: ${failing.map((p) => `"${p.name}" (${p.message})`).join(', ')}` : `${state.probes.filter((p) => p.status === 'pass').length} of ${state.probes.length} probes passing`}`;
-  }
-  if (d.outcome === 'pass') return `${state.version} passed its health gate: ${d.reason}`;
-  if (d.outcome === 'superseded') return `${state.version}'s trial ended undecided: ${d.reason}`;
-  if (d.rolledBackTo) return `${state.version} failed its health gate: ${d.reason}; ${versionOfDir(d.rolledBackTo)} is current again and ${state.version} is on the bad list`;
-  return `${state.version} failed its health gate: ${d.reason}; it stays current, as it could not be rolled back (${d.rollbackProblem ?? 'unknown'})`;
-}
-
 function result(state: GateState, decidedNow: boolean, now: number): AdvanceResult {
   const status = statusOf(state);
-  return { status, decidedNow, state, message: describe(state, now), nextRoundInMs: status === 'on-trial' ? nextRoundInMs(state, now) : undefined };
+  return { status, decidedNow, state, message: describeTrial(state, now), nextRoundInMs: status === 'on-trial' ? nextRoundInMs(state, now) : undefined };
 }
 
 function assertSpan(spanMs: number): void {
@@ -230,7 +217,7 @@ export async function endTrialByHand(layout: InstallLayout, outcome: 'pass' | 'f
     if (state.decision) {
       const finished = await completeDecision(layout, state, deps);
       const d = finished.decision!;
-      throw new ContainaiError('STATE', `the trial of ${state.version} is already decided (${d.outcome} at ${d.at}): ${describe(finished, clock(deps))}`, {
+      throw new ContainaiError('STATE', `the trial of ${state.version} is already decided (${d.outcome} at ${d.at}): ${describeTrial(finished, clock(deps))}`, {
         hint: 'a decided trial is not decided again; to leave a release that passed, install another or run containai-host rollback',
       });
     }

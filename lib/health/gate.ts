@@ -37,7 +37,7 @@ export const gateCheck: HealthCheck = {
       case 'deciding':
         return { status: 'warn', message: report.message, fix: 'run containai-host gate status (or wait for the next check-health) to complete it', details };
       case 'failed':
-        return { status: 'warn', message: `${report.message}${badNote}`, fix: `fix ${report.version} and release a newer version (install --force takes ${report.version} again)`, details };
+        return { status: 'warn', message: report.message, fix: `fix ${report.version} and release a newer version (install --force takes ${report.version} again)`, details };
       case 'stuck':
         return { status: 'fail', message: report.message, fix: 'install a good release (containai-host install --version …), or roll back by hand once previous verifies', details };
       default:

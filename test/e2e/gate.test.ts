@@ -67,7 +67,7 @@ describe('containai-host gate pass|fail', () => {
     const g = await onTrial();
     const r = await host(['gate', 'fail', '--reason', 'proxy drops connections', '--allow-nonroot', '--install-root', g.root]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe('v2 failed its health gate: by hand: proxy drops connections; v1 is current again and v2 is on the bad list\n');
+    expect(r.stdout).toMatch(/^v2 failed its health gate at \S+Z: by hand: proxy drops connections; v1 is current again and v2 is on the bad list\n$/);
     expect(readlinkSync(join(g.root, 'current'))).toBe('releases/v1');
     expect(existsSync(join(g.root, 'previous'))).toBe(false);
     const bad = JSON.parse(readFileSync(join(g.root, 'state', 'bad.json'), 'utf8'));
@@ -102,7 +102,7 @@ describe('containai-host gate pass|fail', () => {
     rmSync(join(g.root, 'previous'));
     const r = await host(['gate', 'fail', '--allow-nonroot', '--install-root', g.root]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('error: v2 failed its health gate: by hand; it stays current, as it could not be rolled back (there is no previous release to roll back to)');
+    expect(r.stderr).toMatch(/error: v2 failed its health gate at \S+Z: by hand; it stays current, as it could not be rolled back \(there is no previous release to roll back to\)/);
     expect(readlinkSync(join(g.root, 'current'))).toBe('releases/v2');
     expect(existsSync(join(g.root, 'state', 'bad.json'))).toBe(false);
   });
