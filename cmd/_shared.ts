@@ -86,6 +86,11 @@ export const trustDirArgs = {
   'trust-dir': { type: 'string', description: 'folder of pinned keys (*.pub) and trusted roots (*.json)', default: DEFAULT_TRUST_DIR, valueHint: 'DIR' },
 } as const satisfies ArgsDef;
 
+/** The operator's health-gate probes (*.json); root-owned like the trust dir, read on every round of a trial. */
+export const probeDirArgs = {
+  'probe-dir': { type: 'string', description: "folder of the operator's health-gate probes (*.json)", default: '/etc/containai/health.d', valueHint: 'DIR' },
+} as const satisfies ArgsDef;
+
 /** citty gives a repeated string flag as an array and a single one as a string. */
 export function listArg(value: unknown): string[] {
   if (value === undefined || value === null || value === '') return [];

@@ -16,6 +16,7 @@ const main = defineCommand({
     prune: () => import('./host/prune.ts').then((m) => m.default),
     verify: () => import('./shared/verify.ts').then((m) => m.default),
     'check-health': () => import('./host/check-health.ts').then((m) => m.default),
+    gate: () => import('./host/gate.ts').then((m) => m.default),
     systemd: () => import('./host/systemd.ts').then((m) => m.default),
     trust: () => import('./host/trust.ts').then((m) => m.default),
     'self-update': () => import('./host/self-update.ts').then((m) => m.default),

@@ -1,4 +1,5 @@
 import { defineCommand } from 'citty';
+import { resolve } from 'node:path';
 import { log, printJson } from '../../lib/cli/output.ts';
 import { ContainaiError } from '../../lib/errors.ts';
 import { HEALTH_CHECKS } from '../../lib/health/checks.ts';
@@ -22,6 +23,7 @@ export default defineCommand({
     ...jsonArgs,
     offline: { type: 'boolean', description: 'skip the registry check (air-gapped hosts)' },
     full: { type: 'boolean', description: 'hash every file and verify the kept bundle again now (otherwise unchanged files are re-hashed at least daily)' },
+    'metrics-file': { type: 'string', description: 'also write the report as node_exporter textfile metrics, replaced atomically (e.g. /var/lib/node_exporter/textfile_collector/containai.prom)', valueHint: 'FILE' },
     ...policyArgs,
     ...trustDirArgs,
   },
@@ -36,6 +38,10 @@ export default defineCommand({
     });
     const report = await runHealthChecks(HEALTH_CHECKS, ctx);
     log().log(formatReport(report));
+    if (args['metrics-file']) {
+      const { writeHealthMetrics } = await import('../../lib/health/metrics.ts');
+      await writeHealthMetrics(resolve(args['metrics-file']), report);
+    }
     if (args.json) printJson(report);
     if (!report.ok) {
       // The report has said what failed; the error only sets the exit code and a one-line summary.

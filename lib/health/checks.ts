@@ -2,10 +2,11 @@
 import { diskCheck } from './disk.ts';
 import { engineSecurityCheck } from './engine-security.ts';
 import { engineCheck } from './engine.ts';
+import { gateCheck } from './gate.ts';
 import { profileCheck } from './profile.ts';
 import { registryCheck } from './registry.ts';
 import { releaseCheck } from './release.ts';
 import { trustCheck } from './trust.ts';
 import type { HealthCheck } from './types.ts';
 
-export const HEALTH_CHECKS: readonly HealthCheck[] = [engineCheck, engineSecurityCheck, releaseCheck, profileCheck, diskCheck, registryCheck, trustCheck];
+export const HEALTH_CHECKS: readonly HealthCheck[] = [engineCheck, engineSecurityCheck, releaseCheck, gateCheck, profileCheck, diskCheck, registryCheck, trustCheck];

@@ -1,6 +1,6 @@
 /**
- * The event log: one JSON line per install, rollback, prune and refused
- * verification, appended to state/events.jsonl, so an operator (or an
+ * The event log: one JSON line per install, rollback, prune, refused
+ * verification and health-gate decision, appended to state/events.jsonl, so an operator (or an
  * auditor after an incident) can see what changed on the host and what was
  * turned away. A failure to log never hides the outcome of the command.
  */

@@ -33,7 +33,7 @@ describe.each(BINARIES)('%s', (bin) => {
     const paths = await commandPaths(bin);
     const expected = bin === 'containai-build'
       ? ['profile', 'package', 'sbom', 'sign', 'repack', 'verify', 'images', 'images build', 'images push']
-      : ['install', 'rollback', 'status', 'prune', 'verify', 'check-health', 'systemd', 'systemd install', 'systemd uninstall', 'trust', 'trust status', 'trust update', 'self-update'];
+      : ['install', 'rollback', 'status', 'prune', 'verify', 'check-health', 'gate', 'gate status', 'gate pass', 'gate fail', 'systemd', 'systemd install', 'systemd uninstall', 'trust', 'trust status', 'trust update', 'self-update'];
     expect(paths.map((p) => p.join(' ')).sort()).toEqual(expected.sort());
     for (const path of paths) {
       const r = await run(bin, [...path, '--help']);

@@ -14,6 +14,10 @@ command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
 [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
 # test/unit/trust-status.test.ts makes a key certificate with openssl req -x509.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# A static busybox is the whole of the crash-looping image the gate's containers probe is tested with.
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
+# promtool checks the metrics file check-health writes.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "test services missing (${need[*]}) and not root: install them with apt-get" >&2
