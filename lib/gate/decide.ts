@@ -5,7 +5,7 @@
  *   1. the decision is written to gate.json (atomically): from here on the
  *      trial is decided, and every later run only completes it;
  *   2. on a failure, the previous release is verified (the one verifier,
- *      lib/release/installed.ts) and made current again: one rename of
+ *      lib/release/verify-installed.ts) and made current again: one rename of
  *      current, then previous removed (it would name the failed release, and a
  *      rollback must never put that live again);
  *   3. the failed version goes into bad.json, only once it is no longer current;
@@ -27,7 +27,7 @@ import { addBadVersion } from './bad.ts';
 import { logDecisionOnce } from './log.ts';
 import { type Decision, type GateState, readBadList, writeGateState } from './state.ts';
 
-/** verifyInstalledRelease's shape (lib/release/installed.ts): the seam tests may fill. */
+/** verifyInstalledRelease's shape (lib/release/verify-installed.ts): the seam tests may fill. */
 export type VerifyRelease = (installRoot: string, options: { link: typeof PREVIOUS_LINK; policy: TrustPolicy }) => Promise<{ ok: boolean; problems: string[] }>;
 
 export interface DecideDeps {
@@ -42,7 +42,7 @@ export interface DecideDeps {
 
 const verifyInstalled: VerifyRelease = async (installRoot, options) => {
   // Loaded on use: verification pulls in tar and sigstore, which gate status never needs.
-  const { verifyInstalledRelease } = await import('../release/installed.ts');
+  const { verifyInstalledRelease } = await import('../release/verify-installed.ts');
   return verifyInstalledRelease(installRoot, options);
 };
 
@@ -50,10 +50,10 @@ const verifyInstalled: VerifyRelease = async (installRoot, options) => {
 async function policyFor(dir: string, deps: DecideDeps): Promise<TrustPolicy | string> {
   if (deps.policy) return deps.policy;
   const [{ readInstallRecord }, { DEFAULT_RECORD_POLICY, policyFromRecord }] = await Promise.all([import('../release/record.ts'), import('../release/record-policy.ts')]);
-  const record = await readInstallRecord(dir);
-  if (typeof record === 'string') return record;
+  const read = await readInstallRecord(dir);
+  if (typeof read === 'string') return read;
   try {
-    return policyFromRecord(record, { ...DEFAULT_RECORD_POLICY, trustDir: deps.trustDir });
+    return policyFromRecord(read.record, { ...DEFAULT_RECORD_POLICY, trustDir: deps.trustDir });
   } catch (err) {
     return err instanceof ContainaiError ? err.message : describeCause(err);
   }

@@ -10,7 +10,7 @@ import { advanceTrial, endTrialByHand, type GateDeps } from '../../lib/gate/tria
 import { installLayout } from '../../lib/release/layout.ts';
 
 // Loaded now, so the moments after "go" are the decision's, not module loading's.
-await import('../../lib/release/installed.ts');
+await import('../../lib/release/verify-installed.ts');
 await import('../../lib/release/record-policy.ts');
 
 const [root, mode, operatorDir] = process.argv.slice(2) as [string, string, string];
