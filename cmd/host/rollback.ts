@@ -3,8 +3,7 @@ import { log, printJson } from '../../lib/cli/output.ts';
 import { assertInstallRootAllowed } from '../../lib/release/guard.ts';
 import { versionOfDir } from '../../lib/release/layout.ts';
 import { rollbackRelease } from '../../lib/release/rollback.ts';
-import { policyFromArgs } from '../../lib/trust/policy.ts';
-import { policyChoiceGiven } from '../_shared.ts';
+import { readPolicyFlags } from '../_shared.ts';
 import { installRootArgs, jsonArgs, lockArgs, lockWaitMs, nonrootArgs, policyArgs, trustDirArgs } from './_release.ts';
 
 export default defineCommand({
@@ -15,9 +14,10 @@ export default defineCommand({
   },
   args: { ...installRootArgs, ...nonrootArgs, ...lockArgs, ...policyArgs, ...trustDirArgs, ...jsonArgs },
   async run({ args, rawArgs }) {
-    const installRoot = await assertInstallRootAllowed(args['install-root'], { allowNonroot: Boolean(args['allow-nonroot']) });
     // --allow-unsigned alone still verifies a signed previous under its recorded signer.
-    const policy = policyChoiceGiven(rawArgs, ['allow-unsigned']) ? policyFromArgs(args) : undefined;
+    const flags = readPolicyFlags(args, rawArgs, { notChoosing: ['allow-unsigned'] });
+    const policy = flags.chosen ? flags.policy : undefined;
+    const installRoot = await assertInstallRootAllowed(args['install-root'], { allowNonroot: Boolean(args['allow-nonroot']) });
     const result = await rollbackRelease(installRoot, {
       lockWaitMs: lockWaitMs(args['lock-wait']),
       policy,

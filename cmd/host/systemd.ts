@@ -3,8 +3,7 @@ import { log, printJson } from '../../lib/cli/output.ts';
 import { checkHealthPolicyArgs, timerBinary } from '../../lib/systemd/binary.ts';
 import { installHealthTimer, uninstallHealthTimer, type SystemdResult } from '../../lib/systemd/install.ts';
 import { assertUnitSafePath, DEFAULT_INTERVAL, DEFAULT_UNIT_DIR, parseInterval } from '../../lib/systemd/units.ts';
-import { policyFromArgs } from '../../lib/trust/policy.ts';
-import { installRootArgs, jsonArgs, policyArgs, trustDirArgs } from '../_shared.ts';
+import { installRootArgs, jsonArgs, policyArgs, readPolicyFlags, trustDirArgs } from '../_shared.ts';
 
 const unitDirArgs = {
   'unit-dir': { type: 'string', description: 'where the unit files go', default: DEFAULT_UNIT_DIR, valueHint: 'DIR' },
@@ -31,13 +30,14 @@ const install = defineCommand({
     ...trustDirArgs,
     ...jsonArgs,
   },
-  async run({ args }) {
+  async run({ args, rawArgs }) {
+    const { policy } = readPolicyFlags(args, rawArgs);
     const installRoot = assertUnitSafePath(args['install-root'], '--install-root');
     const units = {
       interval: parseInterval(args.interval),
       installRoot,
       binary: timerBinary(args.binary, installRoot),
-      policyArgs: checkHealthPolicyArgs(policyFromArgs(args), installRoot),
+      policyArgs: checkHealthPolicyArgs(policy, installRoot),
     };
     const result = await installHealthTimer(units, { unitDir: args['unit-dir'] });
     tell(result, args.json === true, 'wrote');

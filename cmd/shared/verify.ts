@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unpackBundle } from '../../lib/bundle/read.ts';
 import { usageError } from '../../lib/errors.ts';
-import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
+import type { TrustPolicy } from '../../lib/trust/policy.ts';
 import { verifyArtifact, verifyBundleMembers, type Verdict } from '../../lib/trust/verify.ts';
-import { jsonArgs, policyArgs, trustDirArgs } from '../_shared.ts';
+import { jsonArgs, policyArgs, readPolicyFlags, trustDirArgs } from '../_shared.ts';
 
 export default defineCommand({
   meta: {
@@ -23,8 +23,8 @@ export default defineCommand({
     ...trustDirArgs,
     ...jsonArgs,
   },
-  async run({ args }) {
-    const policy = policyFromArgs(args);
+  async run({ args, rawArgs }) {
+    const { policy } = readPolicyFlags(args, rawArgs);
     let verdict: Verdict;
     let subject: string;
     if (args.bundle && !args.artifact && !args.attestation) {

@@ -76,7 +76,7 @@ export function checkHealthPolicyArgs(policy: TrustPolicy, installRoot: string):
   const trustDir = policy.trustDir;
   if (!namesSigner(policy) && policy.keyFiles.length === 0 && !policy.allowUnsigned && trustDirFiles(trustDir, '.pub').length === 0) {
     throw new ContainaiError('USAGE', 'the timer needs a trust policy: name the signer, a key, or accept unsigned releases', {
-      hint: 'pass the policy flags install took: --repo or --signer-workflow, --key, or --allow-unsigned (development only)',
+      hint: 'pass the policy flags install took: --repo or --owner (with --signer-workflow to pin the workflow), --key, or --allow-unsigned (development only)',
     });
   }
   const args: string[] = [];

@@ -26,6 +26,7 @@ import { readPinnedKey, type PinnedKey } from './keys.ts';
 import {
   expectedOwnerUri,
   expectedRepoUri,
+  expectedWorkflowUri,
   matchesSignerWorkflow,
   namesSigner,
   sameUri,
@@ -301,7 +302,11 @@ function leafCertificate(bundle: Bundle): X509Certificate {
 async function verifyCertificateSigned(bundle: Bundle, artifact: Artifact, trust: TrustContext): Promise<Omit<Verdict, 'bundleIndex'>> {
   const policy = trust.policy;
   if (!namesSigner(policy)) {
-    throw new Refusal('an attestation counts only for a named signer: give --repo, --owner or --signer-workflow');
+    throw new Refusal(
+      policy.signerWorkflow
+        ? 'an attestation counts only for a named repository or owner: a workflow alone (a shared reusable one signs for every caller) is not enough; give --repo or --owner'
+        : 'an attestation counts only for a named signer: give --repo or --owner',
+    );
   }
   const roots = await trust.roots();
   if (roots.length === 0) throw new Refusal('no trusted root to verify the certificate against (--no-public-good and no --trusted-root)');
@@ -362,7 +367,8 @@ function checkIdentity(identity: CertificateIdentity, policy: TrustPolicy): void
     throw new Refusal(`certificate source repository owner ${show(identity.sourceRepositoryOwnerUri)} is not ${expectedOwnerUri(policy.owner)} (--owner)`);
   }
   if (policy.signerWorkflow && !matchesSignerWorkflow(identity.subjectAlternativeName, policy.signerWorkflow)) {
-    throw new Refusal(`certificate signer workflow ${show(identity.subjectAlternativeName)} is not ${policy.signerWorkflow}@<ref> (--signer-workflow)`);
+    const expected = expectedWorkflowUri(policy.signerWorkflow);
+    throw new Refusal(`certificate signer workflow ${show(identity.subjectAlternativeName)} is not ${expected.includes('@') ? expected : `${expected}@<ref>`} (--signer-workflow)`);
   }
 }
 

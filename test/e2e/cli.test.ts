@@ -98,6 +98,28 @@ describe('usage errors', () => {
   });
 });
 
+describe('--signer-workflow alone is a usage error on every command that reads a policy', () => {
+  const wf = ['--signer-workflow', 'acme/app/.github/workflows/release.yml'];
+  const cases: Array<[BinaryName, string, (root: string, units: string) => string[]]> = [
+    ['containai-host', 'install', (root) => ['install', '--version', 'v1.0.0', '--bundle', '/nonexistent/b.tar.gz', '--allow-nonroot', '--install-root', root]],
+    ['containai-host', 'install --verify-only', (root) => ['install', '--verify-only', '--install-root', root]],
+    ['containai-host', 'rollback', (root) => ['rollback', '--allow-nonroot', '--install-root', root]],
+    ['containai-host', 'verify', () => ['verify', '--artifact', '/nonexistent/a', '--attestation', '/nonexistent/a.jsonl']],
+    ['containai-build', 'verify', () => ['verify', '--artifact', '/nonexistent/a', '--attestation', '/nonexistent/a.jsonl']],
+    ['containai-host', 'check-health', (root) => ['check-health', '--offline', '--install-root', root]],
+    ['containai-host', 'systemd install', (root, units) => ['systemd', 'install', '--binary', '/bin/true', '--install-root', root, '--unit-dir', units]],
+  ];
+  test.each(cases)('%s %s', async (bin, _name, args) => {
+    const dir = tempDir();
+    const r = await run(bin, [...args(join(dir, 'root'), join(dir, 'units')), ...wf]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--signer-workflow needs --repo or --owner: a shared reusable workflow signs with its own identity for every repository that calls it');
+    expect(existsSync(join(dir, 'root'))).toBe(false);
+    expect(existsSync(join(dir, 'units'))).toBe(false);
+    expectNoStack(r.stderr);
+  });
+});
+
 describe('the compiled binaries ignore .env and bunfig.toml in the working folder', () => {
   test.each(BINARIES)('%s', async (bin) => {
     const dir = tempDir();

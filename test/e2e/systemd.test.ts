@@ -98,12 +98,12 @@ describe('systemd install', () => {
     const trustDir = dir('cai-trust-');
     const r = await host([
       'systemd', 'install', '--unit-dir', unitDir, '--install-root', root, '--binary', outside,
-      '--signer-workflow', 'acme/app/.github/workflows/release.yml@refs/heads/main', '--key', join(keyDir, 'release.pub'), '--no-public-good', '--trust-dir', trustDir,
+      '--repo', 'acme/app', '--signer-workflow', 'acme/app/.github/workflows/release.yml@refs/heads/main', '--key', join(keyDir, 'release.pub'), '--no-public-good', '--trust-dir', trustDir,
     ]);
     expect(r.code, r.stderr).toBe(0);
     const service = readFileSync(join(unitDir, 'containai-health.service'), 'utf8');
     expect(service).toContain(
-      `ExecStart=${realpathSync(outside)} check-health --json --install-root ${root} --signer-workflow acme/app/.github/workflows/release.yml@refs/heads/main --key ${keyDir}/release.pub --no-public-good --trust-dir ${trustDir}\n`,
+      `ExecStart=${realpathSync(outside)} check-health --json --install-root ${root} --repo acme/app --signer-workflow acme/app/.github/workflows/release.yml@refs/heads/main --key ${keyDir}/release.pub --no-public-good --trust-dir ${trustDir}\n`,
     );
     const verified = await analyze(unitDir, 'containai-health.service');
     expect(verified.code, verified.text).toBe(0);

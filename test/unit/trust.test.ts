@@ -128,7 +128,31 @@ describe('attestations from a test CA', () => {
 
   test('an attestation needs a named signer', async () => {
     const e = await refusal(verify(attest([ca.attest(digest)]), policy({ repo: undefined })));
-    expect(e.message).toContain('--repo, --owner or --signer-workflow');
+    expect(e.message).toContain('give --repo or --owner');
+  });
+
+  test('a policy pinned to a ref refuses a longer ref it is a prefix of (@refs/tags/v1 is not @refs/tags/v1.0.0)', async () => {
+    const wf = 'acme/widgets/.github/workflows/release.yml';
+    const e = await refusal(verify(attest([ca.attest(digest)]), policy({ 'signer-workflow': `${wf}@refs/tags/v1` })));
+    expect(e.message).toContain(`is not https://github.com/${wf}@refs/tags/v1 (--signer-workflow)`);
+    expect((await verify(attest([ca.attest(digest)]), policy({ 'signer-workflow': `${wf}@refs/tags/v1.0.0` }))).kind).toBe('attestation');
+    // Nor a workflow path that only starts like the policy's.
+    await refusal(verify(attest([ca.attest(digest, { identity: { workflowPath: '.github/workflows/release.yml2' } })]), policy({ 'signer-workflow': wf })));
+  });
+
+  test("gh's [HOST/]OWNER/REPO/PATH form passes: github.com/OWNER/REPO/PATH", async () => {
+    for (const wf of ['github.com/acme/widgets/.github/workflows/release.yml', 'github.com/acme/widgets/.github/workflows/release.yml@refs/tags/v1.0.0']) {
+      expect((await verify(attest([ca.attest(digest)]), policy({ 'signer-workflow': wf }))).kind).toBe('attestation');
+    }
+    // Another host is another SAN.
+    const e = await refusal(verify(attest([ca.attest(digest)]), policy({ 'signer-workflow': 'ghe.example.com/acme/widgets/.github/workflows/release.yml' })));
+    expect(e.message).toContain('is not https://ghe.example.com/acme/widgets/.github/workflows/release.yml@<ref> (--signer-workflow)');
+  });
+
+  test('a workflow alone is never relied on, even in a policy built by hand (a shared reusable workflow signs for every caller)', async () => {
+    const byHand: TrustPolicy = { ...policy(), repo: undefined, signerWorkflow: 'acme/widgets/.github/workflows/release.yml' };
+    const e = await refusal(verify(attest([ca.attest(digest)]), byHand));
+    expect(e.message).toContain('a workflow alone');
   });
 
   test('with several bundles, one that satisfies the whole policy is enough, and the verdict says which', async () => {
@@ -325,6 +349,21 @@ describe('malformed input: one clear line, INPUT', () => {
 });
 
 describe('policy flags', () => {
+  test('--signer-workflow without --repo or --owner is a usage error that says why', () => {
+    for (const wf of ['acme/widgets/.github/workflows/release.yml', 'github.com/acme/widgets/.github/workflows/release.yml']) {
+      let err: unknown;
+      try {
+        policyFromArgs({ 'signer-workflow': wf });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ContainaiError);
+      expect((err as ContainaiError).exitCode).toBe(2);
+      expect((err as ContainaiError).message).toContain('a shared reusable workflow signs with its own identity for every repository that calls it');
+    }
+    expect(policyFromArgs({ 'signer-workflow': 'acme/widgets/.github/workflows/release.yml', owner: 'acme' }).signerWorkflow).toBe('acme/widgets/.github/workflows/release.yml');
+  });
+
   test('defaults', () => {
     expect(policyFromArgs({})).toMatchObject({ certOidcIssuer: 'https://token.actions.githubusercontent.com', predicateType: 'https://slsa.dev/provenance/v1', publicGood: true, allowUnsigned: false, trustedRootFiles: [], keyFiles: [] });
     expect(policyFromArgs({ key: ['a.pub', 'b.pub'], 'trusted-root': 'r.json' })).toMatchObject({ keyFiles: ['a.pub', 'b.pub'], trustedRootFiles: ['r.json'] });
