@@ -75,6 +75,28 @@ describe('containai-build sign', () => {
     expect(existsSync(join(bad.dir, 'payload.sigstore.json'))).toBe(false);
   });
 
+  test('RSA keys sign as cosign does (PKCS#1 v1.5, SHA-256): a PKCS#1 file and a cosign-encrypted key from env; the host verifies with the pinned RSA key', async () => {
+    const pair = makeKeyPair('rsa');
+    const password = 'rsa-password-long-enough';
+    for (const [args, env] of [
+      [['--key', 'FILE'], {}],
+      [['--key', 'env://COSIGN_KEY'], { COSIGN_KEY: await cosignEncryptedPem(pair, password), COSIGN_PASSWORD: password }],
+    ] as const) {
+      const { out, dir, payload, bundle: bundlePath } = await release();
+      const keys = writeKeyPair(out, 'rsa', pair);
+      writeFileSync(keys.key, pair.pkcs1Pem as string);
+      const r = await build(['sign', '--version', 'v1.0.0', '--out', out, ...args.map((a) => (a === 'FILE' ? keys.key : a))], { env });
+      expect(r.code, r.stderr).toBe(0);
+      const sig = Buffer.from(readFileSync(join(dir, 'payload.sig'), 'utf8'), 'base64');
+      expect(sig.length).toBe(256);
+      expect(verify('sha256', payload, createPublicKey(pair.publicPem), sig)).toBe(true);
+      const v = await host(['verify', '--bundle', bundlePath, '--key', keys.pub, '--no-public-good', '--trust-dir', out, '--json']);
+      expect(v.code, v.stderr).toBe(0);
+      expect(JSON.parse(v.stdout)).toMatchObject({ kind: 'key', artifactSha256: sha256Hex(payload) });
+      expect(r.stdout + r.stderr).not.toContain((pair.pkcs1Pem as string).split('\n')[1] as string);
+    }
+  });
+
   test('no key, a missing release, or a public key given as the key: one line, exit 1', async () => {
     const { out } = await release();
     const pair = makeKeyPair('ecdsa');
