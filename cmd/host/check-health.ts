@@ -1,5 +1,5 @@
 import { defineCommand } from 'citty';
-import { log, printJson } from '../../lib/cli/output.ts';
+import { printJson, printResult } from '../../lib/cli/output.ts';
 import { ContainaiError } from '../../lib/errors.ts';
 import { HEALTH_CHECKS } from '../../lib/health/checks.ts';
 import { createHealthContext } from '../../lib/health/context.ts';
@@ -32,7 +32,7 @@ export default defineCommand({
       fullVerify: args.full === true,
     });
     const report = await runHealthChecks(HEALTH_CHECKS, ctx);
-    log().log(formatReport(report));
+    printResult(formatReport(report), { json: args.json });
     if (args.json) printJson(report);
     if (!report.ok) {
       // The report has said what failed; the error only sets the exit code and a one-line summary.

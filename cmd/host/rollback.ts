@@ -1,5 +1,5 @@
 import { defineCommand } from 'citty';
-import { log, printJson } from '../../lib/cli/output.ts';
+import { printJson, printResult } from '../../lib/cli/output.ts';
 import { assertInstallRootAllowed } from '../../lib/release/guard.ts';
 import { versionOfDir } from '../../lib/release/layout.ts';
 import { rollbackRelease } from '../../lib/release/rollback.ts';
@@ -25,7 +25,7 @@ export default defineCommand({
       allowUnsigned: args['allow-unsigned'] === true,
     });
     const previous = result.previous ? versionOfDir(result.previous) : undefined;
-    log().success(`rolled back: ${versionOfDir(result.current)} is current${previous ? `, ${previous} is previous` : ''}`);
+    printResult(`rolled back: ${versionOfDir(result.current)} is current${previous ? `, ${previous} is previous` : ''}`, { json: args.json });
     if (args.json) printJson({ ok: true, current: versionOfDir(result.current), previous });
   },
 });

@@ -1,5 +1,5 @@
 import { defineCommand } from 'citty';
-import { log, printJson } from '../../lib/cli/output.ts';
+import { printJson, printResult } from '../../lib/cli/output.ts';
 import { checkHealthPolicyArgs, timerBinary } from '../../lib/systemd/binary.ts';
 import { installHealthTimer, uninstallHealthTimer, type SystemdResult } from '../../lib/systemd/install.ts';
 import { assertUnitSafePath, DEFAULT_INTERVAL, DEFAULT_UNIT_DIR, parseInterval } from '../../lib/systemd/units.ts';
@@ -10,8 +10,9 @@ const unitDirArgs = {
 } as const;
 
 function tell(result: SystemdResult, json: boolean, action: 'wrote' | 'removed'): void {
-  log().success(`${action} ${result.files.join(', ')}`);
-  if (!result.ran) log().info(`systemd is not running here; run:\n${result.commands.map((c) => `  systemctl ${c.join(' ')}`).join('\n')}`);
+  const lines = [`${action} ${result.files.join(', ')}`];
+  if (!result.ran) lines.push(`systemd is not running here; run:\n${result.commands.map((c) => `  systemctl ${c.join(' ')}`).join('\n')}`);
+  printResult(lines.join('\n'), { json });
   if (json) printJson({ ok: true, ...result });
 }
 

@@ -1,5 +1,5 @@
 import { defineCommand } from 'citty';
-import { log, printJson } from '../../lib/cli/output.ts';
+import { log, printJson, printResult } from '../../lib/cli/output.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,7 +36,7 @@ export default defineCommand({
     } else {
       throw usageError('give either --bundle FILE, or --artifact FILE with --attestation FILE');
     }
-    report(subject, verdict);
+    report(subject, verdict, args.json === true);
     if (args.json) printJson({ ok: true, verified: subject, ...verdict });
   },
 });
@@ -52,9 +52,10 @@ async function verifyBundleFile(path: string, policy: TrustPolicy): Promise<Verd
   }
 }
 
-function report(subject: string, v: Verdict): void {
+function report(subject: string, v: Verdict, json: boolean): void {
   if (v.kind === 'unsigned') {
-    log().warn(`${subject}: UNSIGNED, accepted only because of --allow-unsigned (sha256:${v.artifactSha256})`);
+    log().warn(`${subject} is UNSIGNED: accepted only because of --allow-unsigned (development only)`);
+    printResult(`${subject}: UNSIGNED (sha256:${v.artifactSha256})`, { json });
     return;
   }
   const who =
@@ -70,5 +71,5 @@ function report(subject: string, v: Verdict): void {
   row('predicate', v.predicateType);
   row('artifact', `sha256:${v.artifactSha256}`);
   if (v.bundleIndex !== undefined) row('bundle', `line ${v.bundleIndex + 1}`);
-  log().success(lines.join('\n'));
+  printResult(lines.join('\n'), { json });
 }

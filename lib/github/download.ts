@@ -27,6 +27,7 @@ import { statfsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ContainaiError, describeCause } from '../errors.ts';
+import { log } from '../cli/output.ts';
 import { createProgress } from '../cli/progress.ts';
 import { registerSecret } from '../secrets.ts';
 import { printableName } from '../text.ts';
@@ -152,6 +153,7 @@ export async function downloadReleaseAsset(options: DownloadOptions): Promise<Do
       await Bun.sleep(wait);
     }
     attempts++;
+    log().debug(`download attempt ${attempts} of ${retries + 1}: ${printableUrl(start)}${lastProblem ? ` (last: ${lastProblem})` : ''}`);
     try {
       return await attemptDownload(start, options, limits);
     } catch (err) {
@@ -236,6 +238,7 @@ async function attemptDownload(start: URL, options: DownloadOptions, limits: Att
           hint: 'the release server or something between sent us to an insecure address; nothing was downloaded from it',
         });
       }
+      log().debug(`redirected to ${printableUrl(next)}${next.origin === origin ? '' : ' (another origin: no Authorization)'}`);
       url = next;
       arm();
     }

@@ -8,13 +8,13 @@ const BINARIES: BinaryName[] = ['containai-build', 'containai-host'];
 
 async function commandPaths(bin: BinaryName): Promise<string[][]> {
   const top = await run(bin, ['--help']);
-  const section = top.stdout.split('COMMANDS')[1] ?? '';
+  const section = (top.stdout.split('COMMANDS')[1] ?? '').split('GLOBAL OPTIONS')[0] ?? '';
   const names = [...section.matchAll(/^\s+(\S+)\s{2,}/gm)].map((m) => m[1] as string);
   const paths: string[][] = [];
   for (const name of names) {
     paths.push([name]);
     const sub = await run(bin, [name, '--help']);
-    const subSection = sub.stdout.split('COMMANDS')[1];
+    const subSection = sub.stdout.split('COMMANDS')[1]?.split('GLOBAL OPTIONS')[0];
     if (subSection) for (const m of subSection.matchAll(/^\s+(\S+)\s{2,}/gm)) paths.push([name, m[1] as string]);
   }
   return paths;

@@ -159,7 +159,7 @@ describe('systemd uninstall', () => {
     const r = await host(['systemd', 'uninstall', '--unit-dir', unitDir]);
     expect(r.code).toBe(0);
     expect(readdirSync(unitDir)).toEqual([]);
-    expect(r.stderr).toContain('systemctl daemon-reload');
+    expect(r.stdout).toContain('systemctl daemon-reload');
     // Twice is fine: nothing to remove is not an error.
     expect((await host(['systemd', 'uninstall', '--unit-dir', unitDir])).code).toBe(0);
   });
