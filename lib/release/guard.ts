@@ -33,7 +33,7 @@ const STICKY = 0o1000;
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 
 /** Home folders of login users (uid 0 or ≥ 1000) from /etc/passwd, besides /home and /root. */
-async function homeFolders(): Promise<string[]> {
+export async function homeFolders(): Promise<string[]> {
   const homes = [...HOME_ROOTS];
   const text = await readFile('/etc/passwd', 'utf8').catch(() => '');
   for (const line of text.split('\n')) {

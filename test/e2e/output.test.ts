@@ -5,10 +5,10 @@
  * with NO_COLOR; did-you-mean for commands and flags; a negative --keep named invalid.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundleAround } from '../helpers/archives.ts';
-import { binaryPath, host, removeDir, tempDir } from '../helpers/cli.ts';
+import { binaryPath, host, removeDir, systemTempDir, tempDir } from '../helpers/cli.ts';
 import { makeTestBundle } from '../helpers/release-server.ts';
 import { makeKeyPair, writeKeyPair } from '../helpers/signing.ts';
 import { loadSigningKey } from '../../lib/trust/keys.ts';
@@ -96,10 +96,18 @@ describe('results on stdout, progress on stderr', () => {
   });
 
   test('systemd install prints what it wrote on stdout', async () => {
-    const units = join(work, 'units');
-    const r = await host(['systemd', 'install', '--unit-dir', units, '--install-root', join(work, 'sysroot'), '--binary', binaryPath('containai-host'), '--allow-unsigned']);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`wrote ${units}/containai-health.service`);
+    // What a unit names must be visible in its sandbox: not /tmp, not a home.
+    const system = systemTempDir('cai-output-');
+    try {
+      const bin = join(system, 'containai-host');
+      copyFileSync(binaryPath('containai-host'), bin);
+      const units = join(system, 'units');
+      const r = await host(['systemd', 'install', '--unit-dir', units, '--install-root', join(system, 'root'), '--binary', bin, '--allow-unsigned']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`wrote ${units}/containai-health.service`);
+    } finally {
+      removeDir(system);
+    }
   });
 });
 
