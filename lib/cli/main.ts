@@ -11,6 +11,7 @@
  */
 import { renderUsage, runCommand, type ArgsDef, type CommandDef } from 'citty';
 import { ContainaiError, describeCause, isContainaiError, usageError } from '../errors.ts';
+import { registerSecretEnv } from '../secrets.ts';
 import { didYouMean } from './did-you-mean.ts';
 import { colourFor, jsonWasPrinted, paint, printJson, safeText, setVerbosity, verbosity, type Verbosity } from './output.ts';
 
@@ -153,6 +154,8 @@ export interface CliInfo {
 /** Runs a citty command tree as a CLI and exits the process with the right code. */
 export async function runCli(root: AnyCommand, info: CliInfo, rawArgv = process.argv.slice(2)): Promise<never> {
   const wantsJson = rawArgv.includes('--json');
+  // The last redaction layer: secrets in the environment are known before any word of argv is looked at.
+  registerSecretEnv();
   try {
     const global = takeGlobalFlags(rawArgv);
     setVerbosity(global.verbosity);

@@ -120,6 +120,24 @@ describe('--signer-workflow alone is a usage error on every command that reads a
   });
 });
 
+describe('the last redaction layer', () => {
+  const TOKEN = 'ghp_LastLayerTokenSeenAsAVersion0123456789';
+  test.each([
+    ['--asset-dir', (dir: string) => ['--version', TOKEN, '--asset-dir', dir]],
+    ['an unsafe version', () => ['--version', `${TOKEN}/x`]],
+  ])('GITHUB_TOKEN=ghp_x… install --version ghp_x… (%s) shows [REDACTED] on stderr and in --json', async (_name, args) => {
+    const dir = tempDir();
+    const r = await host(['install', ...args(dir), '--install-root', join(dir, 'root'), '--allow-nonroot', '--json'], { env: { GITHUB_TOKEN: TOKEN } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('[REDACTED]');
+    expect(JSON.parse(r.stdout).error.message).toContain('[REDACTED]');
+    for (const out of [r.stdout, r.stderr]) {
+      expect(out).not.toContain(TOKEN);
+      expect(out).not.toContain(Buffer.from(TOKEN).toString('base64'));
+    }
+  });
+});
+
 describe('the compiled binaries ignore .env and bunfig.toml in the working folder', () => {
   test.each(BINARIES)('%s', async (bin) => {
     const dir = tempDir();
