@@ -65,7 +65,7 @@ export const policyArgs = {
   'cert-oidc-issuer': { type: 'string', description: 'the OIDC issuer the certificate must name', default: 'https://token.actions.githubusercontent.com', valueHint: 'URL' },
   'predicate-type': { type: 'string', description: 'the in-toto predicate type the attestation must carry', default: 'https://slsa.dev/provenance/v1', valueHint: 'URL' },
   'trusted-root': { type: 'string', description: 'an extra Sigstore trusted_root.json to trust (repeatable)', valueHint: 'FILE' },
-  key: { type: 'string', description: 'a pinned public key (PEM) that may sign payload.sigstore.json (repeatable)', valueHint: 'FILE' },
+  key: { type: 'string', description: 'a pinned public key (PEM: ECDSA P-256, Ed25519 or RSA 2048-4096) whose signature counts (repeatable)', valueHint: 'FILE' },
   'public-good': { type: 'boolean', description: 'trust the public-good Sigstore root compiled in (--no-public-good: only pinned roots and keys)', default: true },
   'allow-unsigned': { type: 'boolean', description: 'DEVELOPMENT ONLY: accept a bundle with no signature or attestation' },
 } as const satisfies ArgsDef;

@@ -9,6 +9,11 @@ command -v podman >/dev/null 2>&1 || need+=(podman)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# Tools some tests call directly: openssl (RSA signatures checked both ways), script (a pseudo-terminal
+# for the colour test), git (the rehearsal archives HEAD).
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
+command -v git >/dev/null 2>&1 || need+=(git)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "test services missing (${need[*]}) and not root: install them with apt-get" >&2
