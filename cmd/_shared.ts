@@ -6,7 +6,7 @@ import type { ArgsDef } from 'citty';
 import { dirname, resolve } from 'node:path';
 import type { ExtraMember } from '../lib/payload/release.ts';
 import type { PayloadSources } from '../lib/payload/stage.ts';
-import { DEFAULT_TRUST_DIR } from '../lib/trust/policy.ts';
+import { DEFAULT_TRUST_DIR, policyFromArgs, type TrustPolicy } from '../lib/trust/policy.ts';
 
 export const jsonArgs = {
   json: { type: 'boolean', description: 'print one JSON document on stdout (human text stays on stderr)' },
@@ -60,25 +60,47 @@ export function payloadSources(args: { 'host-dir': string }): PayloadSources {
 export const policyArgs = {
   repo: { type: 'string', description: "the signer's source repository, OWNER/REPO (from the certificate)", valueHint: 'OWNER/REPO' },
   owner: { type: 'string', description: "the signer's source repository owner (from the certificate)", valueHint: 'OWNER' },
-  'signer-workflow': { type: 'string', description: 'the signing workflow, OWNER/REPO/PATH (matches the certificate SAN)', valueHint: 'OWNER/REPO/PATH' },
+  'signer-workflow': { type: 'string', description: 'the signing workflow, [HOST/]OWNER/REPO/PATH[@REF] (matches the certificate SAN); only with --repo or --owner', valueHint: '[HOST/]OWNER/REPO/PATH' },
   'cert-oidc-issuer': { type: 'string', description: 'the OIDC issuer the certificate must name', default: 'https://token.actions.githubusercontent.com', valueHint: 'URL' },
   'predicate-type': { type: 'string', description: 'the in-toto predicate type the attestation must carry', default: 'https://slsa.dev/provenance/v1', valueHint: 'URL' },
   'trusted-root': { type: 'string', description: 'an extra Sigstore trusted_root.json to trust (repeatable)', valueHint: 'FILE' },
-  key: { type: 'string', description: 'a pinned public key (PEM) that may sign payload.sigstore.json (repeatable)', valueHint: 'FILE' },
+  key: { type: 'string', description: 'a pinned public key (PEM: ECDSA P-256, Ed25519 or RSA 2048-4096) whose signature counts (repeatable)', valueHint: 'FILE' },
   'public-good': { type: 'boolean', description: 'trust the public-good Sigstore root compiled in (--no-public-good: only pinned roots and keys)', default: true },
   'allow-unsigned': { type: 'boolean', description: 'DEVELOPMENT ONLY: accept a bundle with no signature or attestation' },
 } as const satisfies ArgsDef;
 
+/** The policy flags' names as typed on a command line (booleans also as --no-NAME). */
+const POLICY_FLAG_NAMES = Object.keys(policyArgs).flatMap((k) => (policyArgs[k as keyof typeof policyArgs].type === 'boolean' ? [k, `no-${k}`] : [k]));
+
 /**
  * Whether the command line names a policy (a signer, a key or root, or a rule), rather than leaving it to
- * the signer install.json recorded. `except` leaves out flags that do not choose one on their own.
+ * the signer install.json recorded. Only flag words count (`--install-root repo` names no policy), and
+ * nothing after `--`. `except` leaves out flags that do not choose one on their own.
  */
-export function policyChoiceGiven(rawArgs: string[], except: string[] = []): boolean {
-  const names = Object.keys(policyArgs).flatMap((k) => (policyArgs[k as keyof typeof policyArgs].type === 'boolean' ? [k, `no-${k}`] : [k]));
-  return rawArgs.some((a) => {
-    const name = a.startsWith('--') ? a.slice(2).split('=')[0] ?? '' : '';
-    return names.includes(name) && !except.includes(name);
-  });
+export function policyChoiceGiven(rawArgs: readonly string[], except: readonly string[] = []): boolean {
+  for (const arg of rawArgs) {
+    if (arg === '--') break;
+    if (!arg.startsWith('--')) continue;
+    const name = arg.slice(2).split('=')[0] ?? '';
+    if (POLICY_FLAG_NAMES.includes(name) && !except.includes(name)) return true;
+  }
+  return false;
+}
+
+export interface PolicyFlags {
+  /** The policy the flags give (defaults filled in), always validated. */
+  policy: TrustPolicy;
+  /** Whether a flag on the command line chose it; when not, a command may verify under install.json's signer instead. */
+  chosen: boolean;
+}
+
+/**
+ * The one reader of the policy flags, for every command that takes them (install, update, rollback,
+ * verify, check-health, systemd install): the same words are validated the same way everywhere, and
+ * `--signer-workflow` without `--repo` or `--owner` is a usage error on every one of them.
+ */
+export function readPolicyFlags(args: Record<string, unknown>, rawArgs: readonly string[], options: { notChoosing?: readonly string[] } = {}): PolicyFlags {
+  return { policy: policyFromArgs(args), chosen: policyChoiceGiven(rawArgs, options.notChoosing) };
 }
 
 /** Where a host's operator pins keys (*.pub) and trusted roots (*.json); root-owned, read on every verification. */

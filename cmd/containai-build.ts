@@ -3,7 +3,8 @@ import { defineCommand } from 'citty';
 import { runCli } from '../lib/cli/main.ts';
 import { VERSION, versionLine } from '../lib/version.ts';
 
-const main = defineCommand({
+/** The command tree; its sub-commands load lazily, so importing it (test/unit/reference.test.ts) runs nothing. */
+export const main = defineCommand({
   meta: {
     name: 'containai-build',
     version: VERSION,
@@ -20,4 +21,4 @@ const main = defineCommand({
   },
 });
 
-await runCli(main, { version: versionLine('containai-build') });
+if (import.meta.main) await runCli(main, { version: versionLine('containai-build') });

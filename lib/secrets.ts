@@ -23,6 +23,17 @@ export function redact(text: string): string {
   return out;
 }
 
+/**
+ * The environment variables that hold secrets (SPEC "Environment"). The CLI registers them all when it
+ * starts, before any flag is read: whatever a command does with them, or with a value that happens to
+ * equal one (a token pasted as --version), no message can show them.
+ */
+export const SECRET_ENV = ['GITHUB_TOKEN', 'GHCR_PAT', 'COSIGN_PASSWORD', 'COSIGN_KEY'] as const;
+
+export function registerSecretEnv(env: NodeJS.ProcessEnv = process.env): void {
+  for (const name of SECRET_ENV) registerSecret(env[name]);
+}
+
 /** Reads a secret from the environment and registers it; undefined when unset or empty. */
 export function secretFromEnv(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
   const value = env[name];

@@ -42,6 +42,7 @@ export async function runSteps<C>(steps: readonly Step<C>[], ctx: C): Promise<St
       throw err;
     }
     const ms = Math.round(performance.now() - started);
+    log().debug(`${step.name}: done in ${ms} ms`);
     records.push({ name: step.name, status: 'done', ms });
   }
   return records;

@@ -1,16 +1,12 @@
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
-import { log, printJson } from '../../lib/cli/output.ts';
+import { printJson, printResult } from '../../lib/cli/output.ts';
 import { ContainaiError } from '../../lib/errors.ts';
 import { HEALTH_CHECKS } from '../../lib/health/checks.ts';
 import { createHealthContext } from '../../lib/health/context.ts';
 import { formatReport } from '../../lib/health/report.ts';
 import { runHealthChecks } from '../../lib/health/runner.ts';
-import { policyFromArgs } from '../../lib/trust/policy.ts';
-import { installRootArgs, jsonArgs, policyArgs, trustDirArgs } from '../_shared.ts';
-
-/** Flags that say "verify under this policy" rather than "the signer install.json recorded". */
-const POLICY_CHOICE_FLAGS = ['repo', 'owner', 'signer-workflow', 'trusted-root', 'key', 'allow-unsigned', 'cert-oidc-issuer', 'predicate-type', 'public-good', 'no-public-good'];
+import { installRootArgs, jsonArgs, policyArgs, readPolicyFlags, trustDirArgs } from '../_shared.ts';
 
 export default defineCommand({
   meta: {
@@ -28,16 +24,17 @@ export default defineCommand({
     ...trustDirArgs,
   },
   async run({ args, rawArgs }) {
-    const policyGiven = rawArgs.some((a) => POLICY_CHOICE_FLAGS.includes(a.replace(/^--/, '').split('=')[0] ?? ''));
+    // Policy flags verify under that policy; without them, under the signer install.json recorded.
+    const { policy, chosen } = readPolicyFlags(args, rawArgs);
     const ctx = createHealthContext({
       installRoot: args['install-root'],
       offline: args.offline === true,
-      policy: policyGiven ? policyFromArgs(args) : undefined,
+      policy: chosen ? policy : undefined,
       trustDir: args['trust-dir'],
       fullVerify: args.full === true,
     });
     const report = await runHealthChecks(HEALTH_CHECKS, ctx);
-    log().log(formatReport(report));
+    printResult(formatReport(report), { json: args.json });
     if (args['metrics-file']) {
       const { writeHealthMetrics } = await import('../../lib/health/metrics.ts');
       await writeHealthMetrics(resolve(args['metrics-file']), report);

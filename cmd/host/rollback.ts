@@ -1,10 +1,9 @@
 import { defineCommand } from 'citty';
-import { log, printJson } from '../../lib/cli/output.ts';
+import { printJson, printResult } from '../../lib/cli/output.ts';
 import { assertInstallRootAllowed } from '../../lib/release/guard.ts';
 import { versionOfDir } from '../../lib/release/layout.ts';
 import { rollbackRelease } from '../../lib/release/rollback.ts';
-import { policyFromArgs } from '../../lib/trust/policy.ts';
-import { policyChoiceGiven } from '../_shared.ts';
+import { readPolicyFlags } from '../_shared.ts';
 import { installRootArgs, jsonArgs, lockArgs, lockWaitMs, nonrootArgs, policyArgs, trustDirArgs } from './_release.ts';
 
 export default defineCommand({
@@ -15,9 +14,10 @@ export default defineCommand({
   },
   args: { ...installRootArgs, ...nonrootArgs, ...lockArgs, ...policyArgs, ...trustDirArgs, ...jsonArgs },
   async run({ args, rawArgs }) {
-    const installRoot = await assertInstallRootAllowed(args['install-root'], { allowNonroot: Boolean(args['allow-nonroot']) });
     // --allow-unsigned alone still verifies a signed previous under its recorded signer.
-    const policy = policyChoiceGiven(rawArgs, ['allow-unsigned']) ? policyFromArgs(args) : undefined;
+    const flags = readPolicyFlags(args, rawArgs, { notChoosing: ['allow-unsigned'] });
+    const policy = flags.chosen ? flags.policy : undefined;
+    const installRoot = await assertInstallRootAllowed(args['install-root'], { allowNonroot: Boolean(args['allow-nonroot']) });
     const result = await rollbackRelease(installRoot, {
       lockWaitMs: lockWaitMs(args['lock-wait']),
       policy,
@@ -25,7 +25,7 @@ export default defineCommand({
       allowUnsigned: args['allow-unsigned'] === true,
     });
     const previous = result.previous ? versionOfDir(result.previous) : undefined;
-    log().success(`rolled back: ${versionOfDir(result.current)} is current${previous ? `, ${previous} is previous` : ''}`);
+    printResult(`rolled back: ${versionOfDir(result.current)} is current${previous ? `, ${previous} is previous` : ''}`, { json: args.json });
     if (args.json) printJson({ ok: true, current: versionOfDir(result.current), previous });
   },
 });

@@ -1,7 +1,7 @@
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
 import { formatBytes } from '../../lib/cli/progress.ts';
-import { log, printJson } from '../../lib/cli/output.ts';
+import { printJson, printResult } from '../../lib/cli/output.ts';
 import { readStatus } from '../../lib/release/status.ts';
 import { installRootArgs, jsonArgs } from './_release.ts';
 
@@ -13,13 +13,12 @@ export default defineCommand({
     if (args.json) {
       printJson({ ok: status.problems.length === 0, ...status });
     }
-    log().info(`install root: ${status.installRoot}`);
-    log().info(`current:  ${status.current ?? '(none)'}`);
-    log().info(`previous: ${status.previous ?? '(none)'}`);
+    const lines = [`install root: ${status.installRoot}`, `current:  ${status.current ?? '(none)'}`, `previous: ${status.previous ?? '(none)'}`];
     for (const r of status.releases) {
       const mark = r.current ? '*' : r.previous ? '-' : ' ';
-      log().info(`${mark} ${r.version.padEnd(16)} ${(r.installedAt ?? 'unknown time').padEnd(24)} ${formatBytes(r.bytes).padStart(10)}  ${r.signerText}${r.format === 1 ? '  [first format]' : ''}${r.problem ? `  (${r.problem})` : ''}`);
+      lines.push(`${mark} ${r.version.padEnd(16)} ${(r.installedAt ?? 'unknown time').padEnd(24)} ${formatBytes(r.bytes).padStart(10)}  ${r.signerText}${r.format === 1 ? '  [first format]' : ''}${r.problem ? `  (${r.problem})` : ''}`);
     }
-    for (const problem of status.problems) log().warn(problem);
+    for (const problem of status.problems) lines.push(`warning: ${problem}`);
+    printResult(lines.join('\n'), { json: args.json });
   },
 });

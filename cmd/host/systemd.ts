@@ -1,18 +1,20 @@
 import { defineCommand } from 'citty';
-import { log, printJson } from '../../lib/cli/output.ts';
+import { printJson, printResult } from '../../lib/cli/output.ts';
+import { homeFolders } from '../../lib/release/guard.ts';
 import { checkHealthPolicyArgs, timerBinary } from '../../lib/systemd/binary.ts';
+import { assertServiceInstallRoot } from '../../lib/systemd/sandbox.ts';
 import { installHealthTimer, uninstallHealthTimer, type SystemdResult } from '../../lib/systemd/install.ts';
-import { assertUnitSafePath, DEFAULT_INTERVAL, DEFAULT_UNIT_DIR, parseInterval } from '../../lib/systemd/units.ts';
-import { policyFromArgs } from '../../lib/trust/policy.ts';
-import { installRootArgs, jsonArgs, policyArgs, trustDirArgs } from '../_shared.ts';
+import { assertUnitSafePath, DEFAULT_INTERVAL, DEFAULT_UNIT_DIR, parseInterval, SERVICE_NAME, TIMER_NAME } from '../../lib/systemd/units.ts';
+import { installRootArgs, jsonArgs, policyArgs, readPolicyFlags, trustDirArgs } from '../_shared.ts';
 
 const unitDirArgs = {
   'unit-dir': { type: 'string', description: 'where the unit files go', default: DEFAULT_UNIT_DIR, valueHint: 'DIR' },
 } as const;
 
 function tell(result: SystemdResult, json: boolean, action: 'wrote' | 'removed'): void {
-  log().success(`${action} ${result.files.join(', ')}`);
-  if (!result.ran) log().info(`systemd is not running here; run:\n${result.commands.map((c) => `  systemctl ${c.join(' ')}`).join('\n')}`);
+  const lines = [result.files.length > 0 ? `${action} ${result.files.join(', ')}` : `nothing to uninstall: no ${TIMER_NAME} or ${SERVICE_NAME} in ${result.unitDir}`];
+  if (!result.ran && result.commands.length > 0) lines.push(`systemd is not running here; run:\n${result.commands.map((c) => `  systemctl ${c.join(' ')}`).join('\n')}`);
+  printResult(lines.join('\n'), { json });
   if (json) printJson({ ok: true, ...result });
 }
 
@@ -31,13 +33,16 @@ const install = defineCommand({
     ...trustDirArgs,
     ...jsonArgs,
   },
-  async run({ args }) {
+  async run({ args, rawArgs }) {
+    const { policy } = readPolicyFlags(args, rawArgs);
     const installRoot = assertUnitSafePath(args['install-root'], '--install-root');
+    // Everything the unit names is checked before a file is written: it must exist and stay visible in the service's sandbox.
+    assertServiceInstallRoot(installRoot, await homeFolders());
     const units = {
       interval: parseInterval(args.interval),
       installRoot,
       binary: timerBinary(args.binary, installRoot),
-      policyArgs: checkHealthPolicyArgs(policyFromArgs(args), installRoot),
+      policyArgs: checkHealthPolicyArgs(policy, installRoot, { trustDirGiven: rawArgs.some((a) => a === '--trust-dir' || a.startsWith('--trust-dir=')) }),
     };
     const result = await installHealthTimer(units, { unitDir: args['unit-dir'] });
     tell(result, args.json === true, 'wrote');
@@ -45,7 +50,7 @@ const install = defineCommand({
 });
 
 const uninstall = defineCommand({
-  meta: { name: 'uninstall', description: 'Disable the health timer and remove its units.' },
+  meta: { name: 'uninstall', description: 'Disable the health timer and remove its units; with none installed, says so and exits 0.' },
   args: { ...unitDirArgs, ...jsonArgs },
   async run({ args }) {
     tell(await uninstallHealthTimer({ unitDir: args['unit-dir'] }), args.json === true, 'removed');

@@ -3,14 +3,14 @@ import { extractArchive } from '../../lib/archive/extract.ts';
 import { PAYLOAD_LIMITS } from '../../lib/archive/policy.ts';
 import { PAYLOAD_ARCHIVE, PAYLOAD_TOP } from '../../lib/bundle/layout.ts';
 import { openBundleFile } from '../../lib/bundle/stream.ts';
-import { printJson, printResult } from '../../lib/cli/output.ts';
+import { log, printJson, printResult } from '../../lib/cli/output.ts';
 import { usageError } from '../../lib/errors.ts';
 import { PayloadChecks } from '../../lib/manifest/payload-checks.ts';
 import { signerOf, verifyManifestSignature } from '../../lib/manifest/verify.ts';
 import { describeSigner, type Signer } from '../../lib/release/record.ts';
-import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
+import type { TrustPolicy } from '../../lib/trust/policy.ts';
 import { verifyArtifact } from '../../lib/trust/verify.ts';
-import { jsonArgs, policyArgs, trustDirArgs } from '../_shared.ts';
+import { jsonArgs, policyArgs, readPolicyFlags, trustDirArgs } from '../_shared.ts';
 
 export default defineCommand({
   meta: {
@@ -26,8 +26,8 @@ export default defineCommand({
     ...trustDirArgs,
     ...jsonArgs,
   },
-  async run({ args }) {
-    const policy = policyFromArgs(args);
+  async run({ args, rawArgs }) {
+    const { policy } = readPolicyFlags(args, rawArgs);
     let outcome: Outcome;
     if (args.bundle && !args.artifact && !args.attestation) {
       outcome = await verifyBundleFile(args.bundle, policy);
@@ -85,12 +85,17 @@ async function verifyFormat1Bundle(path: string, policy: TrustPolicy): Promise<O
 
 function describe(o: Outcome): string {
   const signer = o.signer;
-  if (signer === 'UNSIGNED') return `${o.subject}: UNSIGNED, accepted only because of --allow-unsigned`;
+  if (signer === 'UNSIGNED') {
+    log().warn(`${o.subject} is UNSIGNED: accepted only because of --allow-unsigned (development only)`);
+    return `${o.subject}: UNSIGNED${o.rows.artifact ? ` (${o.rows.artifact})` : ''}`;
+  }
   const who = signer.kind === 'attestation' ? `attestation by ${signer.sourceRepository ?? 'an unknown repository'}` : `signature by pinned key ${signer.keyId?.slice(0, 16)}…`;
   const lines = [`verified ${o.subject}: ${who}`];
   const row = (k: string, value: string | number | undefined) => value !== undefined && lines.push(`  ${k.padEnd(10)}${value}`);
-  row('signer', describeSigner(signer));
+  row('workflow', signer.workflow);
+  row('ref', signer.ref);
   row('issuer', signer.issuer);
-  for (const [k, v] of Object.entries(o.rows)) row(k, v);
+  row('key', signer.keyId);
+  for (const [k, value] of Object.entries(o.rows)) row(k, value);
   return lines.join('\n');
 }

@@ -16,7 +16,11 @@
  * itself. Re-measure when node-tar moves.
  *
  * This module knows the tar format only: checksums, magic, sizes, pax and GNU
- * long names, the end-of-archive marker and the byte budget. What a name may
+ * long names, the end-of-archive marker and the byte budget. GNU sparse files
+ * (old GNU type 'S', and pax sparse 0.0, 0.1 and 1.0, told by their
+ * GNU.sparse.* records) are refused as unsupported: read as plain entries they
+ * install wrong (1.0 lands as GNUSparseFile.N/NAME holding the raw map), and a
+ * release made by containai-build never holds one. What a name may
  * be and what lands on disk is the caller's policy (extract.ts, bundle/stream.ts, release/format1.ts).
  */
 import { createReadStream } from 'node:fs';
@@ -161,6 +165,15 @@ interface PaxRecords {
   path?: string;
   linkpath?: string;
   size?: number;
+  /** The first GNU.sparse.* key seen: the entry is a GNU sparse file. */
+  sparse?: string;
+}
+
+const SPARSE_HINT = 'a release made by containai-build never holds a sparse file: make the archive without `tar --sparse` (or it is hostile); do not install it';
+
+function sparseError(label: string, path: string, how: string): ContainaiError {
+  const shown = JSON.stringify(path.length > 200 ? `${path.slice(0, 200)}…` : path);
+  return archiveError(`${label}: entry ${shown} is a GNU sparse file (${how}), which is not supported`, SPARSE_HINT);
 }
 
 /** "<len> <key>=<value>\n" records; only the keys that change an entry's meaning are kept. */
@@ -179,6 +192,11 @@ function parsePax(data: Uint8Array, label: string, global: boolean): PaxRecords 
     const eq = record.indexOf(0x3d);
     if (eq < 0) throw archiveError(`${label}: malformed pax header record`, DAMAGED_HINT);
     const key = new TextDecoder().decode(record.subarray(0, eq));
+    if (key.startsWith('GNU.sparse.')) {
+      // Sparse 0.0/0.1/1.0 describe the real file here (and 1.0 renames it GNUSparseFile.N/NAME): never read as a plain one.
+      if (global) throw archiveError(`${label}: a global pax header holds GNU sparse records (${key}); sparse files are not supported`, SPARSE_HINT);
+      out.sparse ??= key;
+    }
     let value: string;
     try {
       value = utf8.decode(record.subarray(eq + 1));
@@ -363,6 +381,8 @@ export class TarParser {
       const prefix = isPosix ? decodeName(block.subarray(345, 500), 'name prefix', label) : '';
       path = prefix ? `${prefix}/${name}` : name;
     }
+    if (typeflag === 'S') throw sparseError(label, path, "old GNU type 'S'");
+    if (this.pax.sparse) throw sparseError(label, path, `pax ${this.pax.sparse}`);
     const linkpath = this.longLink ?? this.pax.linkpath ?? decodeName(block.subarray(157, 257), 'link name', label);
     const header: TarHeader = {
       path,

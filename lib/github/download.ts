@@ -10,15 +10,27 @@
  * over http in the first place. Signed storage URLs are credentials too: no
  * message prints a query string.
  *
- * Connection errors, timeouts, 5xx, 429 and cut-short bodies are retried a
- * bounded number of times with exponential backoff; every attempt starts over
- * from the release URL (signed URLs expire). The whole download is bounded by
- * a size cap and an overall deadline.
+ * The bytes must arrive as published: we ask for `Accept-Encoding: identity`,
+ * tell fetch not to decode, and refuse an answer that is encoded anyway. A
+ * decoded body would not match its Content-Length (five failed attempts), and
+ * a small Content-Encoding bomb inflated to gigabytes on disk before the cap.
+ *
+ * Connection errors, timeouts, 5xx, 429, cut-short bodies and attempts slower
+ * than a minimum rate (16 KiB/s over 60 s: a server that drips one byte a
+ * second would otherwise hold the install lock for the whole deadline) are
+ * retried a bounded number of times with exponential backoff; every attempt
+ * starts over from the release URL (signed URLs expire). The whole download is
+ * bounded by a size cap, the free space of the destination's filesystem (less
+ * a margin) and an overall deadline.
  */
+import { statfsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { ContainaiError, describeCause } from '../errors.ts';
+import { log } from '../cli/output.ts';
 import { createProgress } from '../cli/progress.ts';
 import { registerSecret } from '../secrets.ts';
+import { printableName } from '../text.ts';
 
 export const DEFAULT_GITHUB_URL = 'https://github.com';
 
@@ -39,7 +51,17 @@ export interface DownloadOptions {
   retries?: number;
   backoffMs?: number;
   maxRedirects?: number;
+  /** An attempt that receives less than this many bytes per second over rateWindowMs is aborted (and retried). */
+  minBytesPerSecond?: number;
+  rateWindowMs?: number;
+  /** Space left free on the destination's filesystem after the download; the download is refused otherwise. */
+  freeSpaceMarginBytes?: number;
 }
+
+export const DEFAULT_MIN_BYTES_PER_SECOND = 16 * 1024;
+export const DEFAULT_RATE_WINDOW_MS = 60_000;
+/** Room for the staging tree's first files and the state/ writes that follow; a release's own bytes come on top. */
+export const DEFAULT_FREE_SPACE_MARGIN = 64 * 1024 ** 2;
 
 export interface DownloadResult {
   bytes: number;
@@ -112,29 +134,37 @@ export async function downloadReleaseAsset(options: DownloadOptions): Promise<Do
     retries = 4,
     backoffMs = 500,
     maxRedirects = 5,
+    minBytesPerSecond = DEFAULT_MIN_BYTES_PER_SECOND,
+    rateWindowMs = DEFAULT_RATE_WINDOW_MS,
+    freeSpaceMarginBytes = DEFAULT_FREE_SPACE_MARGIN,
   } = options;
   registerSecret(options.token);
   const base = parseBaseUrl(options.baseUrl);
   const start = releaseAssetUrl(base, options.repo, options.version, options.asset);
   const deadline = Date.now() + deadlineMs;
   const what = `${options.asset} of release ${options.version} in ${options.repo}`;
+  const limits: AttemptLimits = { maxBytes, deadline, idleTimeoutMs, maxRedirects, what, minBytesPerSecond, rateWindowMs, freeSpaceMarginBytes };
   let lastProblem = '';
+  let attempts = 0;
   for (let attempt = 0; attempt <= retries; attempt++) {
     if (attempt > 0) {
       const wait = Math.min(backoffMs * 2 ** (attempt - 1), 8_000) * (0.75 + Math.random() * 0.5);
       if (Date.now() + wait >= deadline) break;
       await Bun.sleep(wait);
     }
+    attempts++;
+    log().debug(`download attempt ${attempts} of ${retries + 1}: ${printableUrl(start)}${lastProblem ? ` (last: ${lastProblem})` : ''}`);
     try {
-      return await attemptDownload(start, options, { maxBytes, deadline, idleTimeoutMs, maxRedirects, what });
+      return await attemptDownload(start, options, limits);
     } catch (err) {
       if (!(err instanceof Retryable)) throw err;
       lastProblem = err.message;
       if (Date.now() >= deadline) break;
     }
   }
-  throw new ContainaiError('NETWORK', `could not download ${what}: ${lastProblem || 'deadline passed'}`, {
-    hint: `the release server did not answer properly after ${retries + 1} attempts; check the network and try again`,
+  const deadlineNote = attempts < retries + 1 ? ` (the ${deadlineMs / 1000} s deadline left no time for more)` : '';
+  throw new ContainaiError('NETWORK', `could not download ${what} in ${attempts} attempt${attempts === 1 ? '' : 's'}${deadlineNote}: ${lastProblem || 'deadline passed'}`, {
+    hint: 'the release server did not answer properly; check the network (or a proxy in the way) and try again',
   });
 }
 
@@ -144,6 +174,26 @@ interface AttemptLimits {
   idleTimeoutMs: number;
   maxRedirects: number;
   what: string;
+  minBytesPerSecond: number;
+  rateWindowMs: number;
+  freeSpaceMarginBytes: number;
+}
+
+/** Bytes an unprivileged writer may still use on the filesystem holding dir (root may use the reserve too, but we leave it). */
+function freeBytes(dir: string): number | undefined {
+  try {
+    const st = statfsSync(dir);
+    return st.bavail * st.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+function spaceError(what: string, dir: string, needed: number, free: number, margin: number): ContainaiError {
+  const mib = (n: number) => `${Math.ceil(n / 1024 ** 2)} MiB`;
+  return new ContainaiError('STATE', `not enough free space for ${what}: it is ${needed === Infinity ? 'larger' : mib(needed)}, and ${dir} has ${mib(free)} free (keeping ${mib(margin)} spare)`, {
+    hint: `free space on the filesystem of ${dir} (prune old releases: containai-host prune) and run again; nothing was installed`,
+  });
 }
 
 async function attemptDownload(start: URL, options: DownloadOptions, limits: AttemptLimits): Promise<DownloadResult> {
@@ -165,12 +215,14 @@ async function attemptDownload(start: URL, options: DownloadOptions, limits: Att
     arm();
     let response: Response;
     for (let hop = 0; ; hop++) {
-      const headers: Record<string, string> = { accept: 'application/octet-stream', 'user-agent': 'containai-host' };
+      // identity: the bytes as published, which Content-Length, the cap and the hashes all count.
+      const headers: Record<string, string> = { accept: 'application/octet-stream', 'accept-encoding': 'identity', 'user-agent': 'containai-host' };
       // The token goes to the origin we were given and nowhere else, not even back there after a hop away.
       if (sendToken && url.origin === origin && options.token) headers.authorization = `Bearer ${options.token}`;
       else sendToken = false;
       try {
-        response = await fetch(url, { redirect: 'manual', headers, signal: controller.signal });
+        // decompress: false (Bun): an encoded answer reaches us as it was sent, to be refused, never inflated.
+        response = await fetch(url, { redirect: 'manual', headers, signal: controller.signal, decompress: false } as RequestInit);
       } catch (err) {
         throw new Retryable(timedOut || `${printableUrl(url)}: ${describeCause(err)}`);
       }
@@ -186,6 +238,7 @@ async function attemptDownload(start: URL, options: DownloadOptions, limits: Att
           hint: 'the release server or something between sent us to an insecure address; nothing was downloaded from it',
         });
       }
+      log().debug(`redirected to ${printableUrl(next)}${next.origin === origin ? '' : ' (another origin: no Authorization)'}`);
       url = next;
       arm();
     }
@@ -210,15 +263,47 @@ async function attemptDownload(start: URL, options: DownloadOptions, limits: Att
       await response.body?.cancel().catch(() => undefined);
       throw new ContainaiError('NETWORK', `unexpected HTTP ${status} from ${printableUrl(url)} for ${limits.what}`);
     }
+    const encoding = (response.headers.get('content-encoding') ?? '').trim().toLowerCase();
+    if (encoding !== '' && encoding !== 'identity') {
+      await response.body.cancel().catch(() => undefined);
+      throw new ContainaiError('NETWORK', `${printableUrl(url)} sent ${limits.what} encoded (Content-Encoding: ${printableName(encoding.slice(0, 40))}) though it was asked for the bytes as published; refusing it`, {
+        hint: 'the release server, or a proxy between, compresses downloads: have it serve the file as is (no Content-Encoding); nothing was written',
+      });
+    }
     const declared = Number(response.headers.get('content-length') ?? NaN);
     if (Number.isFinite(declared) && declared > limits.maxBytes) {
       await response.body.cancel().catch(() => undefined);
       throw new ContainaiError('INPUT', `${limits.what} is ${declared} bytes, over the ${limits.maxBytes}-byte cap`);
     }
-    return await saveBody(response.body, url, options.dest, declared, limits, arm, () => timedOut);
+    const dir = dirname(options.dest);
+    const free = freeBytes(dir);
+    if (free !== undefined && Number.isFinite(declared) && declared + limits.freeSpaceMarginBytes > free) {
+      await response.body.cancel().catch(() => undefined);
+      throw spaceError(limits.what, dir, declared, free, limits.freeSpaceMarginBytes);
+    }
+    // Below the minimum rate over a whole window, the attempt ends (and is retried): a drip never holds the lock for long.
+    let windowBytes = 0;
+    const rate = setInterval(() => {
+      if (windowBytes < (limits.minBytesPerSecond * limits.rateWindowMs) / 1000) {
+        timedOut = `the download was slower than ${formatRate(limits.minBytesPerSecond)} over ${limits.rateWindowMs / 1000} s (${windowBytes} bytes)`;
+        controller.abort();
+      }
+      windowBytes = 0;
+    }, limits.rateWindowMs);
+    try {
+      return await saveBody(response.body, url, options.dest, declared, limits, arm, () => timedOut, (n) => {
+        windowBytes += n;
+      }, free);
+    } finally {
+      clearInterval(rate);
+    }
   } finally {
     clearTimeout(idle);
   }
+}
+
+function formatRate(bytesPerSecond: number): string {
+  return bytesPerSecond >= 1024 ? `${Math.round(bytesPerSecond / 1024)} KiB/s` : `${bytesPerSecond} B/s`;
 }
 
 async function saveBody(
@@ -229,6 +314,8 @@ async function saveBody(
   limits: AttemptLimits,
   arm: () => void,
   timedOut: () => string,
+  received: (n: number) => void,
+  free: number | undefined,
 ): Promise<DownloadResult> {
   const file = await open(dest, 'w', 0o600);
   const hasher = new Bun.CryptoHasher('sha256');
@@ -245,9 +332,15 @@ async function saveBody(
       }
       if (chunk.done) break;
       bytes += chunk.value.byteLength;
+      received(chunk.value.byteLength);
       if (bytes > limits.maxBytes) {
         await reader.cancel().catch(() => undefined);
         throw new ContainaiError('INPUT', `${limits.what} is over the ${limits.maxBytes}-byte cap`);
+      }
+      // No Content-Length (chunked): the space is checked as the bytes come.
+      if (free !== undefined && bytes + limits.freeSpaceMarginBytes > free) {
+        await reader.cancel().catch(() => undefined);
+        throw spaceError(limits.what, dirname(dest), Infinity, free, limits.freeSpaceMarginBytes);
       }
       hasher.update(chunk.value);
       await file.write(chunk.value);

@@ -7,6 +7,7 @@
 import { constants } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { redact } from '../secrets.ts';
+import { printableJson } from '../text.ts';
 import { assertLayoutFolders } from './guard.ts';
 import type { InstallLayout } from './layout.ts';
 
@@ -23,7 +24,8 @@ export interface ReleaseEvent {
  * asks for it to be thrown, for a caller that reports it as a warning.
  */
 export async function appendEvent(layout: InstallLayout, event: ReleaseEvent, options: { createState?: boolean; strict?: boolean } = {}): Promise<void> {
-  const line = redact(JSON.stringify({ time: new Date().toISOString(), ...event })) + '\n';
+  // One line of JSON with no raw control in it (names from archives reach reasons): a viewer of the log acts on none.
+  const line = redact(printableJson({ time: new Date().toISOString(), ...event })) + '\n';
   try {
     // Root writes here: never through a state/ or events.jsonl that is a symlink out of the install root.
     await assertLayoutFolders(layout);

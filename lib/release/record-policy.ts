@@ -1,7 +1,7 @@
 /**
  * The trust policy an install record implies, for check-health and rollback
- * run without policy flags: the signer install.json recorded (its workflow SAN
- * with ref, or its repository; a key signature checks against the trust dir's
+ * run without policy flags: the signer install.json recorded (its repository,
+ * and its workflow SAN with ref when recorded; a key signature checks against the trust dir's
  * pinned keys). install.json lies under the install root, so it never makes
  * an unsigned release acceptable on a host whose trust dir pins a key or a
  * root. Kept apart from lib/release/trust.ts so that deciding a policy does not
@@ -38,6 +38,9 @@ export function policyFromRecord(record: InstallRecord, defaults: TrustPolicy): 
     return { ...defaults, allowUnsigned: true };
   }
   if (signer.kind === 'key') return { ...defaults, allowUnsigned: false };
-  if (signer.workflow) return { ...defaults, signerWorkflow: signer.workflow, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
+  // The workflow narrows the repository; it never stands alone (a shared reusable workflow signs for every caller).
+  if (signer.workflow) {
+    return { ...defaults, repo: signer.sourceRepository ?? record.repo, signerWorkflow: signer.workflow, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
+  }
   return { ...defaults, repo: signer.sourceRepository ?? record.repo, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
 }

@@ -6,12 +6,13 @@
  * check-health never takes its trust policy from install.json, which lies
  * under the root too.
  */
-import { realpathSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { isUnder } from '../fs/paths.ts';
 import { trustDirFiles } from '../trust/trust-dir.ts';
 import { DEFAULT_OIDC_ISSUER, DEFAULT_PREDICATE_TYPE, namesSigner, type TrustPolicy } from '../trust/policy.ts';
+import { assertServiceCanRead } from './sandbox.ts';
 import { assertUnitSafePath } from './units.ts';
 
 const OUTSIDE_HINT = 'copy containai-host to /usr/local/bin and run systemd install from there, or pass --binary';
@@ -49,6 +50,7 @@ export function timerBinary(given: string | undefined, installRoot: string): str
     throw new ContainaiError('INPUT', `the timer's binary ${path} cannot be used: ${describeCause(err)}`, { cause: err, hint: OUTSIDE_HINT });
   }
   assertOutsideRoot(path, installRoot, "the timer's binary", OUTSIDE_HINT);
+  assertServiceCanRead(real, given ? '--binary' : "the timer's binary (this one)", 'executable', OUTSIDE_HINT);
   return assertUnitSafePath(real, '--binary');
 }
 
@@ -62,9 +64,13 @@ function unitWord(value: string, flag: string): string {
   return value;
 }
 
-function unitFile(path: string, flag: string, installRoot: string): string {
+const TRUST_HINT = 'keep keys and trusted roots in a root-owned folder the service can read, such as /etc/containai/trust';
+
+/** A file or folder the unit names: outside the install root, readable by the service when the timer runs. */
+function unitPath(path: string, flag: string, installRoot: string, expected: 'file' | 'folder', mustExist = true): string {
   const absolute = resolve(path);
   assertOutsideRoot(absolute, installRoot, flag, `keep ${flag} outside the install root, e.g. under /etc/containai/trust`);
+  if (mustExist) assertServiceCanRead(absolute, flag, expected, TRUST_HINT);
   return assertUnitSafePath(absolute, flag);
 }
 
@@ -72,11 +78,11 @@ function unitFile(path: string, flag: string, installRoot: string): string {
  * The policy as check-health flags. Always names a policy (--public-good or --no-public-good at least), so
  * check-health never falls back to install.json; refuses one that could accept no release at all.
  */
-export function checkHealthPolicyArgs(policy: TrustPolicy, installRoot: string): string[] {
+export function checkHealthPolicyArgs(policy: TrustPolicy, installRoot: string, options: { trustDirGiven?: boolean } = {}): string[] {
   const trustDir = policy.trustDir;
   if (!namesSigner(policy) && policy.keyFiles.length === 0 && !policy.allowUnsigned && trustDirFiles(trustDir, '.pub').length === 0) {
     throw new ContainaiError('USAGE', 'the timer needs a trust policy: name the signer, a key, or accept unsigned releases', {
-      hint: 'pass the policy flags install took: --repo or --signer-workflow, --key, or --allow-unsigned (development only)',
+      hint: 'pass the policy flags install took: --repo or --owner (with --signer-workflow to pin the workflow), --key, or --allow-unsigned (development only)',
     });
   }
   const args: string[] = [];
@@ -85,10 +91,11 @@ export function checkHealthPolicyArgs(policy: TrustPolicy, installRoot: string):
   if (policy.signerWorkflow) args.push('--signer-workflow', unitWord(policy.signerWorkflow, '--signer-workflow'));
   if (policy.certOidcIssuer !== DEFAULT_OIDC_ISSUER) args.push('--cert-oidc-issuer', unitWord(policy.certOidcIssuer, '--cert-oidc-issuer'));
   if (policy.predicateType !== DEFAULT_PREDICATE_TYPE) args.push('--predicate-type', unitWord(policy.predicateType, '--predicate-type'));
-  for (const file of policy.trustedRootFiles) args.push('--trusted-root', unitFile(file, '--trusted-root', installRoot));
-  for (const file of policy.keyFiles) args.push('--key', unitFile(file, '--key', installRoot));
+  for (const file of policy.trustedRootFiles) args.push('--trusted-root', unitPath(file, '--trusted-root', installRoot, 'file'));
+  for (const file of policy.keyFiles) args.push('--key', unitPath(file, '--key', installRoot, 'file'));
   args.push(policy.publicGood ? '--public-good' : '--no-public-good');
   if (policy.allowUnsigned) args.push('--allow-unsigned');
-  if (trustDir) args.push('--trust-dir', unitFile(trustDir, '--trust-dir', installRoot));
+  // The default trust folder may not exist yet (it pins nothing until it does); one named on the command line must.
+  if (trustDir) args.push('--trust-dir', unitPath(trustDir, '--trust-dir', installRoot, 'folder', options.trustDirGiven === true || existsSync(trustDir)));
   return args;
 }

@@ -19,6 +19,8 @@ export interface SystemdOptions {
 }
 
 export interface SystemdResult {
+  unitDir: string;
+  /** The unit files written or removed (none: there was nothing to remove). */
   files: string[];
   /** The systemctl commands, run or to run. */
   commands: string[][];
@@ -65,15 +67,21 @@ export async function installHealthTimer(units: UnitOptions, options: SystemdOpt
   }
   const commands = [['daemon-reload'], ['enable', '--now', TIMER_NAME]];
   const ran = await runAll(commands, options.runSystemctl ?? systemdIsRunning());
-  return { files: [service, timer], commands, ran };
+  return { unitDir: options.unitDir, files: [service, timer], commands, ran };
 }
 
+/**
+ * Disables the timer and removes both units. With neither present there is nothing to do: no
+ * systemctl call, and an empty list of files, which the command reports as "nothing to uninstall"
+ * (exit 0: the wanted state, no timer, holds; the line says so, in case --unit-dir was mistyped).
+ */
 export async function uninstallHealthTimer(options: SystemdOptions): Promise<SystemdResult> {
-  const files = [join(options.unitDir, TIMER_NAME), join(options.unitDir, SERVICE_NAME)];
+  const present = [join(options.unitDir, TIMER_NAME), join(options.unitDir, SERVICE_NAME)].filter((f) => existsSync(f));
+  if (present.length === 0) return { unitDir: options.unitDir, files: [], commands: [], ran: false };
   const run = options.runSystemctl ?? systemdIsRunning();
-  // Disable before removing, while systemd still knows the unit; a unit already gone is not an error.
-  if (run && files.some((f) => existsSync(f))) await systemctl(['disable', '--now', TIMER_NAME]).catch(() => undefined);
-  for (const file of files) await rm(file, { force: true });
+  // Disable before removing, while systemd still knows the unit.
+  if (run) await systemctl(['disable', '--now', TIMER_NAME]).catch(() => undefined);
+  for (const file of present) await rm(file, { force: true });
   const ran = await runAll([['daemon-reload']], run);
-  return { files, commands: [['disable', '--now', TIMER_NAME], ['daemon-reload']], ran };
+  return { unitDir: options.unitDir, files: present, commands: [['disable', '--now', TIMER_NAME], ['daemon-reload']], ran };
 }

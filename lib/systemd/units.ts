@@ -135,7 +135,9 @@ OnBootSec=2min
 OnUnitActiveSec=${interval}
 # Spread a fleet so hosts do not all ask the registry in the same second.
 RandomizedDelaySec=${randomizedDelaySeconds(interval)}s
-Persistent=true
+# No Persistent=: it only catches up OnCalendar= runs missed while the host was off, and does
+# nothing for OnUnitActiveSec=. A missed health check is not worth catching up; OnBootSec= runs
+# one two minutes after every boot instead.
 
 [Install]
 WantedBy=timers.target

@@ -1,8 +1,9 @@
 /**
- * Keys: public keys an operator pins (PEM SPKI; ECDSA P-256 or Ed25519), and
- * the private key `sign` uses: PKCS#8 or SEC1 PEM, or cosign's encrypted PEM
- * (scrypt + NaCl secretbox, password from COSIGN_PASSWORD). Key material and
- * passwords are registered as secrets the moment they are read.
+ * Keys: public keys an operator pins (PEM SPKI; ECDSA P-256, Ed25519, or RSA
+ * of 2048 to 4096 bits, PKCS#1 v1.5 with SHA-256 as cosign signs with RSA),
+ * and the private key `sign` uses: PKCS#8, SEC1 or PKCS#1 PEM, or cosign's
+ * encrypted PEM (scrypt + NaCl secretbox, password from COSIGN_PASSWORD). Key
+ * material and passwords are registered as secrets the moment they are read.
  */
 import { createHash, createPrivateKey, createPublicKey, scryptSync, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -10,7 +11,11 @@ import { z } from 'zod';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { registerSecret, secretFromEnv } from '../secrets.ts';
 
-export type KeyAlgorithm = 'ecdsa-p256' | 'ed25519';
+export type KeyAlgorithm = 'ecdsa-p256' | 'ed25519' | 'rsa';
+
+/** RSA below 2048 bits is breakable or nearly so; above 4096 is what no signer we know makes (and slow to verify). */
+export const RSA_MIN_BITS = 2048;
+export const RSA_MAX_BITS = 4096;
 
 export interface PinnedKey {
   /** Hex SHA-256 of the SPKI DER: also the hint `sign` writes. */
@@ -23,8 +28,17 @@ export interface PinnedKey {
 export function keyAlgorithm(key: KeyObject, source: string): KeyAlgorithm {
   if (key.asymmetricKeyType === 'ed25519') return 'ed25519';
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ecdsa-p256';
+  if (key.asymmetricKeyType === 'rsa') {
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+    if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
+      throw new ContainaiError('INPUT', `${source}: an RSA key of ${bits} bits is not accepted; RSA keys must have ${RSA_MIN_BITS} to ${RSA_MAX_BITS} bits`, {
+        hint: bits < RSA_MIN_BITS ? 'a key this short can be broken: make a new key (cosign generate-key-pair, ECDSA P-256) and sign again' : 'use a key of 2048 to 4096 bits, or ECDSA P-256',
+      });
+    }
+    return 'rsa';
+  }
   const detail = key.asymmetricKeyType === 'ec' ? `ec ${key.asymmetricKeyDetails?.namedCurve}` : key.asymmetricKeyType;
-  throw new ContainaiError('INPUT', `${source}: ${detail} keys are not accepted; use ECDSA P-256 or Ed25519`);
+  throw new ContainaiError('INPUT', `${source}: ${detail} keys are not accepted; use ECDSA P-256, Ed25519 or RSA (2048 to 4096 bits)`);
 }
 
 export function keyIdOf(publicKey: KeyObject): string {
@@ -32,7 +46,7 @@ export function keyIdOf(publicKey: KeyObject): string {
 }
 
 export function pinnedKeyFromPem(pem: string, source: string): PinnedKey {
-  if (!/-----BEGIN PUBLIC KEY-----/.test(pem)) {
+  if (!/-----BEGIN (RSA )?PUBLIC KEY-----/.test(pem)) {
     throw new ContainaiError('INPUT', `${source} is not a PEM public key ("-----BEGIN PUBLIC KEY-----")`, {
       hint: 'pin the public half (cosign.pub), never the private key',
     });
@@ -144,7 +158,7 @@ export async function loadSigningKey(spec: string, env: NodeJS.ProcessEnv = proc
   const block = pemBlocks(text).find((b) => /PRIVATE KEY$/.test(b.label));
   if (!block) {
     throw new ContainaiError('INPUT', `${source} holds no PEM private key`, {
-      hint: 'give a PKCS#8 ("PRIVATE KEY"), SEC1 ("EC PRIVATE KEY") or cosign ("ENCRYPTED SIGSTORE PRIVATE KEY") key',
+      hint: 'give a PKCS#8 ("PRIVATE KEY"), SEC1 ("EC PRIVATE KEY"), PKCS#1 ("RSA PRIVATE KEY") or cosign ("ENCRYPTED SIGSTORE PRIVATE KEY") key',
     });
   }
   registerSecret(block.body.toString('base64'));
@@ -159,9 +173,11 @@ export async function loadSigningKey(spec: string, env: NodeJS.ProcessEnv = proc
       privateKey = createPrivateKey({ key: block.body, format: 'der', type: 'pkcs8' });
     } else if (block.label === 'EC PRIVATE KEY') {
       privateKey = createPrivateKey({ key: block.body, format: 'der', type: 'sec1' });
+    } else if (block.label === 'RSA PRIVATE KEY') {
+      privateKey = createPrivateKey({ key: block.body, format: 'der', type: 'pkcs1' });
     } else {
       throw new ContainaiError('INPUT', `${source}: "${block.label}" keys are not supported`, {
-        hint: 'give a PKCS#8, SEC1 or cosign encrypted key; decrypt other encrypted keys first',
+        hint: 'give a PKCS#8, SEC1, PKCS#1 or cosign encrypted key; decrypt other encrypted keys first',
       });
     }
   } catch (err) {

@@ -9,17 +9,21 @@
  *   (GitHub Enterprise hosts). GitHub names are case-insensitive, so is this.
  * - owner OWNER: the source-repository-owner URI (OID .16) must equal
  *   https://github.com/OWNER (or the full URL given).
- * - signerWorkflow OWNER/REPO/PATH: the certificate SAN must be exactly
- *   https://github.com/OWNER/REPO/PATH@<ref>, any one ref; naming the ref
- *   (OWNER/REPO/PATH@refs/heads/main) pins it too. A reusable workflow signs
- *   with its own SAN, which is why repo/owner read other extensions.
+ * - signerWorkflow [HOST/]OWNER/REPO/PATH (gh's form; a first segment with a
+ *   dot is a host, as gh reads it) or a full URL: the certificate SAN must be
+ *   exactly https://HOST/OWNER/REPO/PATH@<ref> (HOST github.com unless given),
+ *   any one ref; naming the ref (OWNER/REPO/PATH@refs/heads/main) pins it, as a
+ *   whole: @refs/tags/v1 does not match @refs/tags/v1.0.0. A reusable workflow
+ *   signs with its own SAN for every repository that calls it, which is why
+ *   repo/owner read other extensions, and why a workflow alone is refused: as
+ *   in gh, a certificate is relied on only when --repo or --owner is given.
  * - certOidcIssuer: equals the certificate's issuer (OID .8, else .1) exactly.
  * - predicateType: equals the in-toto statement's predicateType exactly.
  *
  * Who may sign:
  * - a certificate from a trusted root, only when the policy names a signer
- *   (repo, owner or signerWorkflow): the public-good root certifies anyone
- *   with a GitHub account, so an unnamed signer proves nothing;
+ *   (repo or owner; signerWorkflow narrows them): the public-good root
+ *   certifies anyone with a GitHub account, so an unnamed signer proves nothing;
  * - a pinned key from --key; keys pinned in the trust dir count only when the
  *   policy names no signer (naming one means "an attestation from it, or a key
  *   I pinned on this command line").
@@ -72,13 +76,22 @@ const ownerSchema = z.union([z.string().regex(NAME), url.refine((v) => urlSegmen
   error: 'must be OWNER',
 });
 
+/** gh reads a first segment with a dot as a host (GitHub owner names have none): github.com/OWNER/REPO/PATH. */
+const HOST = /^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$/;
+
+/** OWNER/REPO/PATH with the host split off when gh's [HOST/] form gives one. */
+function splitWorkflow(v: string): { host?: string; rest: string[] } {
+  const parts = v.split('/');
+  return HOST.test(parts[0] ?? '') ? { host: parts[0], rest: parts.slice(1) } : { rest: parts };
+}
+
 const workflowSchema = z.union([
   z.string().refine((v) => {
-    const [owner, repo, ...path] = v.split('/');
+    const [owner, repo, ...path] = splitWorkflow(v).rest;
     return !v.includes('://') && NAME.test(owner ?? '') && NAME.test(repo ?? '') && path.length > 0 && path.every((p) => p.length > 0 && p !== '..');
   }),
   url.refine((v) => urlSegments(v) >= 3),
-], { error: 'must be OWNER/REPO/PATH, e.g. acme/app/.github/workflows/release.yml' });
+], { error: 'must be [HOST/]OWNER/REPO/PATH, e.g. acme/app/.github/workflows/release.yml' });
 
 const listOfPaths = z
   .union([z.string(), z.array(z.string())])
@@ -112,6 +125,12 @@ export function policyFromArgs(args: Record<string, unknown>): TrustPolicy {
     throw usageError(problems.join('; '), 'see --help for the form of each policy flag');
   }
   const a = parsed.data;
+  if (a['signer-workflow'] && !a.repo && !a.owner) {
+    throw usageError(
+      '--signer-workflow needs --repo or --owner: a shared reusable workflow signs with its own identity for every repository that calls it, so the workflow alone does not say whose release this is',
+      'add --repo OWNER/REPO (or --owner OWNER) naming the repository whose releases you trust, as `gh attestation verify` requires',
+    );
+  }
   return {
     repo: a.repo,
     owner: a.owner,
@@ -126,9 +145,12 @@ export function policyFromArgs(args: Record<string, unknown>): TrustPolicy {
   };
 }
 
-/** Whether the policy names the signer of a certificate (repo, owner or workflow). */
+/**
+ * Whether the policy names whose certificate counts: a repository or an owner. A workflow alone does
+ * not (a shared reusable workflow signs for every caller); it only narrows a repo or owner.
+ */
 export function namesSigner(policy: TrustPolicy): boolean {
-  return Boolean(policy.repo || policy.owner || policy.signerWorkflow);
+  return Boolean(policy.repo || policy.owner);
 }
 
 /** https://github.com/OWNER/REPO for OWNER/REPO; a URL is kept as given. */
@@ -145,6 +167,13 @@ export function sameUri(a: string | undefined, b: string): boolean {
   return a !== undefined && a.toLowerCase() === b.toLowerCase();
 }
 
+/** https://HOST/OWNER/REPO/PATH for gh's [HOST/]OWNER/REPO/PATH (HOST github.com when not given); a URL as given. */
+export function expectedWorkflowUri(expected: string): string {
+  if (expected.includes('://')) return expected;
+  const { host } = splitWorkflow(expected);
+  return host ? `https://${expected}` : `${GITHUB_URL}/${expected}`;
+}
+
 /**
  * The SAN a workflow signs with is https://github.com/OWNER/REPO/PATH@REF.
  * Without "@" in the expected value, any single ref matches (anchored at both
@@ -152,7 +181,7 @@ export function sameUri(a: string | undefined, b: string): boolean {
  */
 export function matchesSignerWorkflow(san: string | undefined, expected: string): boolean {
   if (!san) return false;
-  const base = expected.includes('://') ? expected : `${GITHUB_URL}/${expected}`;
+  const base = expectedWorkflowUri(expected);
   if (base.includes('@')) return san === base;
   if (!san.startsWith(`${base}@`)) return false;
   const ref = san.slice(base.length + 1);

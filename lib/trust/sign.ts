@@ -18,7 +18,7 @@ export interface BlobSignature {
   sha256: string;
 }
 
-/** ECDSA streams the file; Ed25519 (pure EdDSA) signs the bytes whole. */
+/** ECDSA and RSA (PKCS#1 v1.5, SHA-256, as cosign signs with RSA keys) stream the file; Ed25519 (pure EdDSA) signs the bytes whole. */
 async function signFile(path: string, key: SigningKey): Promise<Buffer> {
   if (key.algorithm === 'ed25519') return signBytes(null, await readFile(path), key.privateKey);
   const signer = createSign('sha256');

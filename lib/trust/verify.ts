@@ -9,7 +9,7 @@
  * reason given. Several bundles (.jsonl lines, or an attestation and a key
  * signature): the artifact passes when one of them satisfies the whole policy.
  */
-import { createHash, verify as verifySignature } from 'node:crypto';
+import { constants, createHash, publicDecrypt, timingSafeEqual, verify as verifySignature } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { X509Certificate, dsse } from '@sigstore/core';
@@ -25,6 +25,7 @@ import { readPinnedKey, type PinnedKey } from './keys.ts';
 import {
   expectedOwnerUri,
   expectedRepoUri,
+  expectedWorkflowUri,
   matchesSignerWorkflow,
   namesSigner,
   sameUri,
@@ -284,7 +285,11 @@ function leafCertificate(bundle: Bundle): X509Certificate {
 async function verifyCertificateSigned(bundle: Bundle, artifact: Artifact, trust: TrustContext): Promise<Omit<Verdict, 'bundleIndex'>> {
   const policy = trust.policy;
   if (!namesSigner(policy)) {
-    throw new Refusal('an attestation counts only for a named signer: give --repo, --owner or --signer-workflow');
+    throw new Refusal(
+      policy.signerWorkflow
+        ? 'an attestation counts only for a named repository or owner: a workflow alone (a shared reusable one signs for every caller) is not enough; give --repo or --owner'
+        : 'an attestation counts only for a named signer: give --repo or --owner',
+    );
   }
   const roots = await trust.roots();
   if (roots.length === 0) throw new Refusal('no trusted root to verify the certificate against (--no-public-good and no --trusted-root)');
@@ -345,7 +350,8 @@ function checkIdentity(identity: CertificateIdentity, policy: TrustPolicy): void
     throw new Refusal(`certificate source repository owner ${show(identity.sourceRepositoryOwnerUri)} is not ${expectedOwnerUri(policy.owner)} (--owner)`);
   }
   if (policy.signerWorkflow && !matchesSignerWorkflow(identity.subjectAlternativeName, policy.signerWorkflow)) {
-    throw new Refusal(`certificate signer workflow ${show(identity.subjectAlternativeName)} is not ${policy.signerWorkflow}@<ref> (--signer-workflow)`);
+    const expected = expectedWorkflowUri(policy.signerWorkflow);
+    throw new Refusal(`certificate signer workflow ${show(identity.subjectAlternativeName)} is not ${expected.includes('@') ? expected : `${expected}@<ref>`} (--signer-workflow)`);
   }
 }
 
@@ -448,6 +454,8 @@ async function verifyKeySigned(bundle: Bundle, artifact: Artifact, trust: TrustC
  * so it is checked against the digest this run computed from the bytes on disk
  * (while the bundle was unpacked, or by sha256File): the payload is read once.
  * node:crypto cannot verify ECDSA from a digest, hence @noble/curves there.
+ * RSA PKCS#1 v1.5 signs DigestInfo(SHA-256(bytes)): bytes in memory are
+ * verified by node:crypto over the bytes, otherwise against our digest.
  * Ed25519 (pure EdDSA, RFC 8032) hashes R || A || message inside the
  * signature scheme, so no digest of ours can stand in for the message: its
  * bytes are read whole and verified by node:crypto.
@@ -455,6 +463,9 @@ async function verifyKeySigned(bundle: Bundle, artifact: Artifact, trust: TrustC
 async function verifyMessage(artifact: Artifact, key: PinnedKey, signature: Buffer): Promise<boolean> {
   try {
     if (key.algorithm === 'ed25519') return verifySignature(null, await artifactBytes(artifact), key.key, signature);
+    if (key.algorithm === 'rsa') {
+      return artifact.bytes ? verifySignature('sha256', artifact.bytes, { key: key.key, padding: constants.RSA_PKCS1_PADDING }, signature) : verifyRsaDigest(key, artifact.sha256, signature);
+    }
     return await verifyEcdsaDigest(key, artifact.sha256, signature);
   } catch (err) {
     if (err instanceof PayloadBytesNeeded) throw err;
@@ -476,6 +487,24 @@ async function verifyEcdsaDigest(key: PinnedKey, sha256: string, signature: Buff
     format: 'der',
     lowS: false,
   });
+}
+
+/** DER of DigestInfo { sha256, NULL } with the 32-byte digest to follow (RFC 8017 section 9.2, note 1). */
+const SHA256_DIGEST_INFO_PREFIX = Buffer.from('3031300d060960864801650304020105000420', 'hex');
+
+/**
+ * RSA PKCS#1 v1.5 over a SHA-256 digest. node:crypto (and Bun's) verify takes the message, not a
+ * digest, so the signature is opened with the public key (publicDecrypt checks the type-1 padding
+ * 00 01 FF.. 00 and returns what it wraps), and what it wraps must be exactly DigestInfo(sha256,
+ * our digest): the encoding is compared whole, never parsed (no BER leniency to forge through).
+ */
+function verifyRsaDigest(key: PinnedKey, sha256: string, signature: Buffer): boolean {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) return false;
+  const modulusBytes = Math.ceil((key.key.asymmetricKeyDetails?.modulusLength ?? 0) / 8);
+  if (signature.length !== modulusBytes) return false;
+  const expected = Buffer.concat([SHA256_DIGEST_INFO_PREFIX, Buffer.from(sha256, 'hex')]);
+  const wrapped = publicDecrypt({ key: key.key, padding: constants.RSA_PKCS1_PADDING }, signature);
+  return wrapped.length === expected.length && timingSafeEqual(wrapped, expected);
 }
 
 /** The SEC1 uncompressed point (0x04 || x || y) of a P-256 public key. */

@@ -8,13 +8,13 @@ const BINARIES: BinaryName[] = ['containai-build', 'containai-host'];
 
 async function commandPaths(bin: BinaryName): Promise<string[][]> {
   const top = await run(bin, ['--help']);
-  const section = top.stdout.split('COMMANDS')[1] ?? '';
+  const section = (top.stdout.split('COMMANDS')[1] ?? '').split('GLOBAL OPTIONS')[0] ?? '';
   const names = [...section.matchAll(/^\s+(\S+)\s{2,}/gm)].map((m) => m[1] as string);
   const paths: string[][] = [];
   for (const name of names) {
     paths.push([name]);
     const sub = await run(bin, [name, '--help']);
-    const subSection = sub.stdout.split('COMMANDS')[1];
+    const subSection = sub.stdout.split('COMMANDS')[1]?.split('GLOBAL OPTIONS')[0];
     if (subSection) for (const m of subSection.matchAll(/^\s+(\S+)\s{2,}/gm)) paths.push([name, m[1] as string]);
   }
   return paths;
@@ -96,6 +96,46 @@ describe('usage errors', () => {
     expect(doc.ok).toBe(false);
     expect(doc.error.code).toBe('INPUT');
     expect(r.stderr).toContain('IMAGE_TAG');
+  });
+});
+
+describe('--signer-workflow alone is a usage error on every command that reads a policy', () => {
+  const wf = ['--signer-workflow', 'acme/app/.github/workflows/release.yml'];
+  const cases: Array<[BinaryName, string, (root: string, units: string) => string[]]> = [
+    ['containai-host', 'install', (root) => ['install', '--version', 'v1.0.0', '--bundle', '/nonexistent/b.tar.gz', '--allow-nonroot', '--install-root', root]],
+    ['containai-host', 'install --verify-only', (root) => ['install', '--verify-only', '--install-root', root]],
+    ['containai-host', 'rollback', (root) => ['rollback', '--allow-nonroot', '--install-root', root]],
+    ['containai-host', 'verify', () => ['verify', '--artifact', '/nonexistent/a', '--attestation', '/nonexistent/a.jsonl']],
+    ['containai-build', 'verify', () => ['verify', '--artifact', '/nonexistent/a', '--attestation', '/nonexistent/a.jsonl']],
+    ['containai-host', 'check-health', (root) => ['check-health', '--offline', '--install-root', root]],
+    ['containai-host', 'systemd install', (root, units) => ['systemd', 'install', '--binary', '/bin/true', '--install-root', root, '--unit-dir', units]],
+  ];
+  test.each(cases)('%s %s', async (bin, _name, args) => {
+    const dir = tempDir();
+    const r = await run(bin, [...args(join(dir, 'root'), join(dir, 'units')), ...wf]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--signer-workflow needs --repo or --owner: a shared reusable workflow signs with its own identity for every repository that calls it');
+    expect(existsSync(join(dir, 'root'))).toBe(false);
+    expect(existsSync(join(dir, 'units'))).toBe(false);
+    expectNoStack(r.stderr);
+  });
+});
+
+describe('the last redaction layer', () => {
+  const TOKEN = 'ghp_LastLayerTokenSeenAsAVersion0123456789';
+  test.each([
+    ['--asset-dir', (dir: string) => ['--version', TOKEN, '--asset-dir', dir]],
+    ['an unsafe version', () => ['--version', `${TOKEN}/x`]],
+  ])('GITHUB_TOKEN=ghp_x… install --version ghp_x… (%s) shows [REDACTED] on stderr and in --json', async (_name, args) => {
+    const dir = tempDir();
+    const r = await host(['install', ...args(dir), '--install-root', join(dir, 'root'), '--allow-nonroot', '--json'], { env: { GITHUB_TOKEN: TOKEN } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('[REDACTED]');
+    expect(JSON.parse(r.stdout).error.message).toContain('[REDACTED]');
+    for (const out of [r.stdout, r.stderr]) {
+      expect(out).not.toContain(TOKEN);
+      expect(out).not.toContain(Buffer.from(TOKEN).toString('base64'));
+    }
   });
 });
 

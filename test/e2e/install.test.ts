@@ -83,8 +83,8 @@ describe('install', () => {
     expect(doc.releases[0].signerText).toBe('UNSIGNED');
     expect(doc.releases[0].bytes).toBeGreaterThan(0);
     const human = await host(['status', '--install-root', root]);
-    expect(human.stderr).toContain('current:  v1.1.0');
-    expect(human.stderr).toContain('UNSIGNED');
+    expect(human.stdout).toContain('current:  v1.1.0');
+    expect(human.stdout).toContain('UNSIGNED');
   });
 
   test('the version already current is verified and left untouched; --force replaces it atomically', async () => {

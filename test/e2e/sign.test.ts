@@ -7,7 +7,7 @@ import { describe, expect, test } from 'bun:test';
 import { createPublicKey, verify } from 'node:crypto';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { build, expectNoStack, tempDir } from '../helpers/cli.ts';
+import { build, expectNoStack, host, tempDir } from '../helpers/cli.ts';
 import { fakeAgents, makeRelease, type Release, SMALL_HOST_TREE } from '../helpers/release.ts';
 import { cosignEncryptedPem, makeKeyPair, sha256Hex, writeKeyPair } from '../helpers/signing.ts';
 
@@ -185,6 +185,29 @@ describe('containai-build sign', () => {
     const rel = await makeRelease();
     const before = snapshot(rel);
     const keys = writeKeyPair(tempDir(), 'k', makeKeyPair('ecdsa'));
+
+  test('RSA keys sign as cosign does (PKCS#1 v1.5, SHA-256): a PKCS#1 file and a cosign-encrypted key from env; the host verifies with the pinned RSA key', async () => {
+    const pair = makeKeyPair('rsa');
+    const password = 'rsa-password-long-enough';
+    for (const [args, env] of [
+      [['--key', 'FILE'], {}],
+      [['--key', 'env://COSIGN_KEY'], { COSIGN_KEY: await cosignEncryptedPem(pair, password), COSIGN_PASSWORD: password }],
+    ] as const) {
+      const rel = await makeRelease();
+      const keys = writeKeyPair(tempDir(), 'rsa', pair);
+      writeFileSync(keys.key, pair.pkcs1Pem as string);
+      const r = await sign(rel, args.map((a) => (a === 'FILE' ? keys.key : a)), env);
+      expect(r.code, r.stderr).toBe(0);
+      const sums = readFileSync(rel.sums);
+      const sig = Buffer.from(readFileSync(join(rel.dir, 'SHA256SUMS.sig'), 'utf8'), 'base64');
+      expect(sig.length).toBe(256);
+      expect(verify('sha256', sums, createPublicKey(pair.publicPem), sig)).toBe(true);
+      const v = await host(['verify', '--bundle', rel.bundle, '--key', keys.pub, '--no-public-good', '--json']);
+      expect(v.code, v.stderr).toBe(0);
+      expect(JSON.parse(v.stdout)).toMatchObject({ signer: { kind: 'key' }, format: 2 });
+      expect(r.stdout + r.stderr).not.toContain((pair.pkcs1Pem as string).split('\n')[1] as string);
+    }
+  });
     for (const args of [['--key', 'env://COSIGN_KEY'], ['--key', keys.pub], ['--key', keys.key, '--version', 'v0.0.0-missing']]) {
       const r = await build(['sign', '--version', 'v1.2.3', '--out', rel.out, ...args]);
       expect(r.code).toBe(1);

@@ -85,7 +85,7 @@ describe.each(['containai-build', 'containai-host'] as const)('%s verify: the re
 
   test('refused with no signer named (the public-good root certifies anyone)', async () => {
     const r = await run(bin, ['verify', '--artifact', ARTIFACT, '--attestation', ATTESTATION, '--cert-oidc-issuer', ISSUER, '--trust-dir', emptyTrustDir]);
-    expectRefused(r, '--repo, --owner or --signer-workflow');
+    expectRefused(r, 'give --repo or --owner');
   });
 });
 

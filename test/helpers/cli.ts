@@ -2,7 +2,7 @@
  * Runs the compiled binaries in dist/ as a user would: argument arrays, a
  * clean environment, and what they print and exit with.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -66,6 +66,16 @@ export const host = (args: string[], options?: RunOptions) => run('containai-hos
 /** A temp folder removed after the test file (call in the test body; returns the path). */
 export function tempDir(prefix = 'cai-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * A temp folder outside /tmp, /var/tmp and every home: for what a systemd unit names, which its sandbox
+ * (PrivateTmp=, ProtectHome=) would otherwise hide. Under /var/lib/containai-tests (the suite runs as root).
+ */
+export function systemTempDir(prefix = 'cai-test-'): string {
+  const parent = '/var/lib/containai-tests';
+  mkdirSync(parent, { recursive: true, mode: 0o755 });
+  return mkdtempSync(join(parent, prefix));
 }
 
 export function removeDir(path: string): void {

@@ -3,7 +3,9 @@
  *
  * startReleaseServer() runs two HTTP servers on 127.0.0.1: "github" answers
  * /<owner>/<repo>/releases/download/<version>/<asset> with a 302 to "storage"
- * (another port, so another origin), as GitHub does with signed URLs. Each can
+ * (another port, so another origin), as GitHub does with signed URLs, and
+ * /direct/<same path> with the bytes themselves (a redirect back to the origin
+ * lands there). Each can
  * be told to fail the first N requests, cut a body short, serve other bytes,
  * 404, or redirect somewhere else; both record the headers they received.
  *
@@ -37,7 +39,7 @@ export interface Behaviour {
   /** Serve these bytes instead of the asset. */
   wrongContent?: Uint8Array;
   notFound?: boolean;
-  /** github: redirect here instead of to storage. */
+  /** github: redirect here instead of to storage; storage: redirect here instead of serving. */
   redirectTo?: string;
 }
 
@@ -90,6 +92,13 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
     record('github', req);
     if (failIfAsked('github', req, res)) return;
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const direct = path.startsWith('/direct/') ? assets.get(path.slice('/direct'.length)) : undefined;
+    if (direct) {
+      const body = readFileSync(direct);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+      res.end(body);
+      return;
+    }
     if (!assets.has(path)) {
       res.writeHead(404);
       res.end('Not Found');
@@ -103,6 +112,11 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
     record('storage', req);
     if (failIfAsked('storage', req, res)) return;
     const path = new URL(req.url ?? '/', 'http://x').pathname.replace(/^\/blob/, '');
+    if (state.storage.redirectTo) {
+      res.writeHead(302, { location: state.storage.redirectTo });
+      res.end();
+      return;
+    }
     const file = assets.get(path);
     if (!file) {
       res.writeHead(404);

@@ -83,7 +83,7 @@ function certificate(o: CertOptions): Buffer {
 // ---------------------------------------------------------------------------
 // Keys
 
-export type KeyKind = 'ecdsa' | 'ed25519';
+export type KeyKind = 'ecdsa' | 'ed25519' | 'rsa' | 'rsa4096';
 
 export interface TestKeyPair {
   privateKey: KeyObject;
@@ -93,17 +93,32 @@ export interface TestKeyPair {
   privatePem: string;
   /** SEC1 PEM (ECDSA only). */
   sec1Pem?: string;
+  /** PKCS#1 PEM ("RSA PRIVATE KEY", RSA only). */
+  pkcs1Pem?: string;
+}
+
+function generate(kind: KeyKind): { privateKey: KeyObject; publicKey: KeyObject } {
+  switch (kind) {
+    case 'ecdsa':
+      return generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    case 'ed25519':
+      return generateKeyPairSync('ed25519');
+    case 'rsa':
+      return generateKeyPairSync('rsa', { modulusLength: 2048 });
+    case 'rsa4096':
+      return generateKeyPairSync('rsa', { modulusLength: 4096 });
+  }
 }
 
 export function makeKeyPair(kind: KeyKind = 'ecdsa'): TestKeyPair {
-  const { privateKey, publicKey } =
-    kind === 'ecdsa' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+  const { privateKey, publicKey } = generate(kind);
   return {
     privateKey,
     publicKey,
     publicPem: publicKey.export({ type: 'spki', format: 'pem' }) as string,
     privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     sec1Pem: kind === 'ecdsa' ? (privateKey.export({ type: 'sec1', format: 'pem' }) as string) : undefined,
+    pkcs1Pem: kind.startsWith('rsa') ? (privateKey.export({ type: 'pkcs1', format: 'pem' }) as string) : undefined,
   };
 }
 
@@ -153,7 +168,7 @@ export function statement(sha256: string, predicateType = SLSA, subjectName = 'p
 const pae = (type: string, body: Buffer) =>
   Buffer.concat([Buffer.from(`DSSEv1 ${Buffer.byteLength(type)} ${type} ${body.length} `), body]);
 
-function signWith(key: KeyObject, data: Buffer): Buffer {
+export function signWith(key: KeyObject, data: Buffer): Buffer {
   return sign(key.asymmetricKeyType === 'ed25519' ? null : 'sha256', data, key);
 }
 

@@ -18,6 +18,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 # promtool checks the metrics file check-health writes.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# Tools some tests call directly: script (a pseudo-terminal for the colour test), git (the rehearsal archives HEAD).
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
+command -v git >/dev/null 2>&1 || need+=(git)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "test services missing (${need[*]}) and not root: install them with apt-get" >&2

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, test } from 'bun:test';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { extractTarGz, type ExtractLimits, PAYLOAD_LIMITS } from '../../lib/archive/extract.ts';
 import { TarParser, type TarHeader } from '../../lib/archive/tar.ts';
 import { ContainaiError } from '../../lib/errors.ts';
@@ -20,6 +21,8 @@ import {
   manyEntriesTarGz,
   sha256Hex,
   type TarSpec,
+  tarEntry,
+  tarHeader,
   trailingZerosBomb,
   truncate,
 } from '../helpers/archives.ts';
@@ -224,7 +227,12 @@ describe('extractTarGz: hostile archives are refused whole and leave nothing beh
   test('character device', () => expectRefused(hostilePayloads.charDevice(), /"payload\/null" is a character device/));
   test('block device', () => expectRefused(hostilePayloads.blockDevice(), /block device/));
   test('FIFO', () => expectRefused(hostilePayloads.fifo(), /"payload\/pipe" is a FIFO/));
-  test('other tar types', () => expectRefused(hostilePayloads.unknownType(), /unsupported tar type "S"/));
+  test('a GNU sparse entry (type S) is refused as such', () => expectRefused(hostilePayloads.unknownType(), /"payload\/sparse" is a GNU sparse file \(old GNU type 'S'\), which is not supported/));
+  test('other tar types', () =>
+    expectRefused(
+      gzipSync(Buffer.concat([tarEntry({ name: 'payload/', type: 'dir' }), tarHeader({ name: 'payload/volume', typeflag: 'V', size: 0, mode: 0o644 }), END_OF_ARCHIVE])),
+      /unsupported tar type "V"/,
+    ));
   test('setuid bit', () => expectRefused(hostilePayloads.setuid(), /"payload\/su" has the setuid bit/));
   test('setgid bit', () => expectRefused(hostilePayloads.setgid(), /setgid bit/));
   test('setgid folder', () => expectRefused(hostilePayloads.setgidDir(), /setgid bit/));

@@ -43,4 +43,9 @@ describe('policyFromRecord', () => {
     const policy = policyFromRecord(record({ kind: 'attestation', workflow: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main' }), DEFAULT_RECORD_POLICY);
     expect(policy).toMatchObject({ allowUnsigned: false, signerWorkflow: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main' });
   });
+
+  test('a recorded workflow comes with the recorded repository: a workflow alone is never the policy', () => {
+    const wf = 'https://github.com/org/shared/.github/workflows/release.yml@refs/heads/main';
+    expect(policyFromRecord(record({ kind: 'attestation', sourceRepository: 'acme/app', workflow: wf }), DEFAULT_RECORD_POLICY)).toMatchObject({ repo: 'acme/app', signerWorkflow: wf });
+  });
 });

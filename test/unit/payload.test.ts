@@ -1,6 +1,7 @@
 /** The payload modules in-process: tree checks, staging, the manifest (release.json, SHA256SUMS), the agents' checks, SBOM checks, the mtime rule. */
 import { describe, expect, test } from 'bun:test';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { archiveMtime, DEFAULT_MTIME } from '../../lib/archive/write.ts';
 import { sha256Bytes } from '../../lib/digest.ts';
@@ -160,18 +161,24 @@ describe('stagePayload and writeManifest', () => {
     }
   });
 
-  // Hard links cannot cross file systems, so staging copies; /dev/shm is a tmpfs where there is one.
-  const otherFs = existsSync('/dev/shm') && statSync('/dev/shm').dev !== statSync(tempDir()).dev;
-  test.skipIf(!otherFs)('across file systems: files are copied with their modes, and a symlink source is refused, not followed', async () => {
+  // Hard links cannot cross file systems, so staging copies. The test needs a second file system and
+  // never skips for want of one: an existing one (/dev/shm, /run), else a tmpfs it mounts (the suite
+  // runs as root), else it fails saying what is missing.
+  test('across file systems: files are copied with their modes, and a symlink source is refused, not followed', async () => {
     const project = tempDir();
     writeTree(join(project, 'host'), SMALL_HOST_TREE);
-    const elsewhere = mkdtempSync('/dev/shm/cai-stage-');
+    const other = otherFileSystem(project);
+    const elsewhere = mkdtempSync(join(other.dir, 'cai-stage-'));
     try {
+      expect(statSync(elsewhere).dev).not.toBe(statSync(project).dev);
       const payload = join(elsewhere, 'payload');
       mkdirSync(payload);
       await stagePayload({ hostDir: join(project, 'host'), projectDir: project }, payload);
       expect(statSync(join(payload, 'host/utils/health.sh')).mode & 0o777).toBe(0o755);
       expect(readFileSync(join(payload, 'host/utils/health.sh'), 'utf8')).toBe('#!/bin/sh\necho healthy\n');
+      // Copied, not linked: the source keeps its single link, and the copy lives on the other file system.
+      expect(statSync(join(project, 'host/utils/health.sh')).nlink).toBe(1);
+      expect(statSync(join(payload, 'host/utils/health.sh')).dev).toBe(statSync(elsewhere).dev);
 
       const linked = join(project, 'linked');
       symlinkSync(join(project, 'host/utils/health.sh'), linked);
@@ -180,7 +187,17 @@ describe('stagePayload and writeManifest', () => {
       expect(existsSync(join(elsewhere, 'copy'))).toBe(false);
     } finally {
       rmSync(elsewhere, { recursive: true, force: true });
+      other.release();
     }
+  });
+
+  test('on one file system, staging links instead of copying (the other half of the rule above)', async () => {
+    const project = tempDir();
+    writeTree(join(project, 'host'), SMALL_HOST_TREE);
+    const payload = join(project, 'payload');
+    mkdirSync(payload);
+    await stagePayload({ hostDir: join(project, 'host'), projectDir: project }, payload);
+    expect(statSync(join(payload, 'host/utils/health.sh')).ino).toBe(statSync(join(project, 'host/utils/health.sh')).ino);
   });
 
   test('a project without README.md or LICENSE ships without them', async () => {
@@ -268,3 +285,31 @@ describe('archiveMtime', () => {
     expect(() => archiveMtime({ SOURCE_DATE_EPOCH: 'yesterday' })).toThrow('SOURCE_DATE_EPOCH');
   });
 });
+
+/** A writable folder on another file system than `than`, and how to give it back. */
+function otherFileSystem(than: string): { dir: string; release: () => void } {
+  const dev = statSync(than).dev;
+  for (const dir of ['/dev/shm', '/run']) {
+    try {
+      if (statSync(dir).dev !== dev) {
+        accessSync(dir, constants.W_OK);
+        return { dir, release: () => {} };
+      }
+    } catch {
+      // not there, or not writable: try the next
+    }
+  }
+  const mountPoint = mkdtempSync(join(tmpdir(), 'cai-otherfs-'));
+  const mounted = Bun.spawnSync(['mount', '-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mountPoint], { stderr: 'pipe' });
+  if (mounted.exitCode !== 0) {
+    throw new Error(`no second file system for the cross-file-system test: /dev/shm and /run are missing or on ${than}'s, and mount -t tmpfs failed (${mounted.stderr.toString().trim()}); run the suite as root or with a tmpfs at /dev/shm`);
+  }
+  return {
+    dir: mountPoint,
+    release: () => {
+      Bun.spawnSync(['umount', mountPoint]);
+      rmSync(mountPoint, { recursive: true, force: true });
+    },
+  };
+}
+

@@ -1,16 +1,16 @@
 /** lib/trust in-process: our own bundles (test CA + fake log, pinned keys), policy parsing, malformed input, keys. */
 import { afterAll, describe, expect, spyOn, test } from 'bun:test';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Format1Member } from '../../lib/bundle/layout.ts';
 import { unpackBundle, type UnpackedBundle } from '../../lib/bundle/read.ts';
 import { ContainaiError } from '../../lib/errors.ts';
 import type { InstallRecord } from '../../lib/release/record.ts';
-import { loadSigningKey } from '../../lib/trust/keys.ts';
+import { loadSigningKey, pinnedKeyFromPem } from '../../lib/trust/keys.ts';
 import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
 import { signBlob } from '../../lib/trust/sign.ts';
-import { verifyArtifact, verifyBundleMembers, type Verdict } from '../../lib/trust/verify.ts';
+import { verifyArtifact, verifyBlob, verifyBundleMembers, type Verdict } from '../../lib/trust/verify.ts';
 import { buildTarGz, writeTarGz } from '../helpers/archives.ts';
 import { cosignEncryptedPem, keyDsseBundle, makeKeyPair, makeTestCA, sha256Hex, statement, writeKeyPair } from '../helpers/signing.ts';
 
@@ -128,7 +128,31 @@ describe('attestations from a test CA', () => {
 
   test('an attestation needs a named signer', async () => {
     const e = await refusal(verify(attest([ca.attest(digest)]), policy({ repo: undefined })));
-    expect(e.message).toContain('--repo, --owner or --signer-workflow');
+    expect(e.message).toContain('give --repo or --owner');
+  });
+
+  test('a policy pinned to a ref refuses a longer ref it is a prefix of (@refs/tags/v1 is not @refs/tags/v1.0.0)', async () => {
+    const wf = 'acme/widgets/.github/workflows/release.yml';
+    const e = await refusal(verify(attest([ca.attest(digest)]), policy({ 'signer-workflow': `${wf}@refs/tags/v1` })));
+    expect(e.message).toContain(`is not https://github.com/${wf}@refs/tags/v1 (--signer-workflow)`);
+    expect((await verify(attest([ca.attest(digest)]), policy({ 'signer-workflow': `${wf}@refs/tags/v1.0.0` }))).kind).toBe('attestation');
+    // Nor a workflow path that only starts like the policy's.
+    await refusal(verify(attest([ca.attest(digest, { identity: { workflowPath: '.github/workflows/release.yml2' } })]), policy({ 'signer-workflow': wf })));
+  });
+
+  test("gh's [HOST/]OWNER/REPO/PATH form passes: github.com/OWNER/REPO/PATH", async () => {
+    for (const wf of ['github.com/acme/widgets/.github/workflows/release.yml', 'github.com/acme/widgets/.github/workflows/release.yml@refs/tags/v1.0.0']) {
+      expect((await verify(attest([ca.attest(digest)]), policy({ 'signer-workflow': wf }))).kind).toBe('attestation');
+    }
+    // Another host is another SAN.
+    const e = await refusal(verify(attest([ca.attest(digest)]), policy({ 'signer-workflow': 'ghe.example.com/acme/widgets/.github/workflows/release.yml' })));
+    expect(e.message).toContain('is not https://ghe.example.com/acme/widgets/.github/workflows/release.yml@<ref> (--signer-workflow)');
+  });
+
+  test('a workflow alone is never relied on, even in a policy built by hand (a shared reusable workflow signs for every caller)', async () => {
+    const byHand: TrustPolicy = { ...policy(), repo: undefined, signerWorkflow: 'acme/widgets/.github/workflows/release.yml' };
+    const e = await refusal(verify(attest([ca.attest(digest)]), byHand));
+    expect(e.message).toContain('a workflow alone');
   });
 
   test('with several bundles, one that satisfies the whole policy is enough, and the verdict says which', async () => {
@@ -141,7 +165,7 @@ describe('attestations from a test CA', () => {
 });
 
 describe('key signatures', () => {
-  for (const kind of ['ecdsa', 'ed25519'] as const) {
+  for (const kind of ['ecdsa', 'ed25519', 'rsa', 'rsa4096'] as const) {
     test(`${kind}: payload.sigstore.json from sign verifies with the pinned key, and not with another`, async () => {
       const pair = makeKeyPair(kind);
       const paths = writeKeyPair(dir, `k-${kind}`, pair);
@@ -233,7 +257,63 @@ describe('key signatures', () => {
     await refusal(verifyArtifact({ artifactPath, signaturePath: file(JSON.stringify(bundle)) }, policy({ repo: undefined, key: paths.pub })));
   });
 
-  test('a key-signed DSSE statement verifies; a tampered one does not', async () => {
+  test('RSA: a good signature passes on the digest alone (payload gone after unpacking); one over other bytes does not, whatever digest the bundle claims', async () => {
+    const paths = writeKeyPair(dir, 'rsa-prehash', makeKeyPair('rsa'));
+    const payload = Buffer.from('a payload hashed once, while it was unpacked (RSA)\n');
+    const payloadDigest = sha256Hex(payload);
+    const key = await loadSigningKey(paths.key);
+    const signed = await signBlob(file(payload), key);
+    const sumFile = file(`${payloadDigest}  payload.tar.gz\n`);
+    const unpacked = (sigstore: object): UnpackedBundle => ({
+      dir,
+      members: { 'payload.tar.gz': join(dir, 'gone-from-disk'), 'payload.sha256': sumFile, 'payload.sigstore.json': file(JSON.stringify(sigstore)) },
+      sha256: { 'payload.tar.gz': payloadDigest },
+      payloadNotWritten: true,
+    } as UnpackedBundle);
+    expect(await verifyBundleMembers(unpacked(signed.bundle), policy({ repo: undefined, key: paths.pub }))).toMatchObject({ kind: 'key', artifactSha256: payloadDigest });
+    const other = await signBlob(file('other bytes'), key);
+    const swapped = structuredClone(other.bundle) as { messageSignature: { messageDigest: { digest: string } } };
+    swapped.messageSignature.messageDigest.digest = Buffer.from(payloadDigest, 'hex').toString('base64');
+    const e = await refusal(verifyBundleMembers(unpacked(swapped), policy({ repo: undefined, key: paths.pub })));
+    expect(e.message).toContain('does not verify with any pinned key');
+  });
+
+  test('RSA: the signature is PKCS#1 v1.5 over SHA-256, as cosign and openssl dgst -sha256 make and check it', async () => {
+    const paths = writeKeyPair(dir, 'rsa-openssl', makeKeyPair('rsa'));
+    const signed = await signBlob(artifactPath, await loadSigningKey(paths.key));
+    const sigPath = file(Buffer.from(signed.signatureBase64, 'base64'), 'sig.bin');
+    const check = Bun.spawnSync(['openssl', 'dgst', '-sha256', '-verify', paths.pub, '-signature', sigPath, artifactPath], { stdout: 'pipe', stderr: 'pipe' });
+    expect(check.stdout.toString().trim()).toBe('Verified OK');
+    // And one openssl made verifies here, on the digest path.
+    const opensslSig = join(dir, `openssl-${n++}.sig`);
+    const made = Bun.spawnSync(['openssl', 'dgst', '-sha256', '-sign', paths.key, '-out', opensslSig, artifactPath], { stdout: 'pipe', stderr: 'pipe' });
+    expect(made.exitCode, made.stderr.toString()).toBe(0);
+    const bundle = structuredClone(signed.bundle) as { messageSignature: { signature: string } };
+    bundle.messageSignature.signature = readFileSync(opensslSig).toString('base64');
+    expect((await verifyArtifact({ artifactPath, signaturePath: file(JSON.stringify(bundle)) }, policy({ repo: undefined, key: paths.pub }))).kind).toBe('key');
+  });
+
+  test('RSA: a bare .sig over bytes in memory (SHA256SUMS) verifies with the pinned key; an altered one fails even beside a good bundle', async () => {
+    const pair = makeKeyPair('rsa');
+    const paths = writeKeyPair(dir, 'rsa-blob', pair);
+    const sums = Buffer.from(`${digest}  host/run.sh\n`);
+    const sumsPath = file(sums, 'SHA256SUMS');
+    const signed = await signBlob(sumsPath, await loadSigningKey(paths.key));
+    const p = policy({ repo: undefined, key: paths.pub });
+    const v = await verifyBlob(sums, { sig: signed.signatureBase64 }, p, { artifact: 'SHA256SUMS' });
+    expect(v).toMatchObject({ kind: 'key', artifactSha256: sha256Hex(sums) });
+    expect((await verifyBlob(sums, { sigstoreBundle: JSON.stringify(signed.bundle) }, p, { artifact: 'SHA256SUMS' })).kind).toBe('key');
+    const bad = Buffer.from(signed.signatureBase64, 'base64');
+    bad[10] = (bad[10] as number) ^ 1;
+    const e = await refusal(verifyBlob(sums, { sigstoreBundle: JSON.stringify(signed.bundle), sig: bad.toString('base64') }, p, { artifact: 'SHA256SUMS' }));
+    expect(e.message).toContain('SHA256SUMS.sig does not verify with any pinned key');
+    await refusal(verifyBlob(Buffer.from('other sums\n'), { sig: signed.signatureBase64 }, p, { artifact: 'SHA256SUMS' }));
+  });
+
+  test('a key-signed DSSE statement verifies (RSA too); a tampered one does not', async () => {
+    const rsa = makeKeyPair('rsa');
+    const rsaPaths = writeKeyPair(dir, 'dsse-rsa', rsa);
+    expect((await verify(file(JSON.stringify(keyDsseBundle(rsa, statement(digest)))), policy({ repo: undefined, key: rsaPaths.pub }))).kind).toBe('key');
     const pair = makeKeyPair('ecdsa');
     const paths = writeKeyPair(dir, 'dsse', pair);
     const bundle = keyDsseBundle(pair, statement(digest));
@@ -325,6 +405,21 @@ describe('malformed input: one clear line, INPUT', () => {
 });
 
 describe('policy flags', () => {
+  test('--signer-workflow without --repo or --owner is a usage error that says why', () => {
+    for (const wf of ['acme/widgets/.github/workflows/release.yml', 'github.com/acme/widgets/.github/workflows/release.yml']) {
+      let err: unknown;
+      try {
+        policyFromArgs({ 'signer-workflow': wf });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ContainaiError);
+      expect((err as ContainaiError).exitCode).toBe(2);
+      expect((err as ContainaiError).message).toContain('a shared reusable workflow signs with its own identity for every repository that calls it');
+    }
+    expect(policyFromArgs({ 'signer-workflow': 'acme/widgets/.github/workflows/release.yml', owner: 'acme' }).signerWorkflow).toBe('acme/widgets/.github/workflows/release.yml');
+  });
+
   test('defaults', () => {
     expect(policyFromArgs({})).toMatchObject({ certOidcIssuer: 'https://token.actions.githubusercontent.com', predicateType: 'https://slsa.dev/provenance/v1', publicGood: true, allowUnsigned: false, trustedRootFiles: [], keyFiles: [] });
     expect(policyFromArgs({ key: ['a.pub', 'b.pub'], 'trusted-root': 'r.json' })).toMatchObject({ keyFiles: ['a.pub', 'b.pub'], trustedRootFiles: ['r.json'] });
@@ -381,10 +476,39 @@ describe('signing keys', () => {
     expect(e.message).toContain('scrypt parameters');
   });
 
-  test('RSA and P-384 keys are refused', async () => {
+  test('P-384 keys are refused', async () => {
     const { generateKeyPairSync } = await import('node:crypto');
     const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-    expect((await refusal(loadSigningKey(file(p384)))).message).toContain('ECDSA P-256 or Ed25519');
+    expect((await refusal(loadSigningKey(file(p384)))).message).toContain('use ECDSA P-256, Ed25519 or RSA (2048 to 4096 bits)');
+  });
+
+  test('RSA: PKCS#8, PKCS#1 and cosign-encrypted keys all load to the same key', async () => {
+    const pair = makeKeyPair('rsa');
+    const keys = await Promise.all([
+      loadSigningKey(file(pair.privatePem)),
+      loadSigningKey(file(pair.pkcs1Pem as string)),
+      loadSigningKey(file(await cosignEncryptedPem(pair, password, { N: 1024, r: 8, p: 1 })), { COSIGN_PASSWORD: password }),
+    ]);
+    expect(new Set(keys.map((k) => k.keyId)).size).toBe(1);
+    expect(keys.map((k) => k.algorithm)).toEqual(['rsa', 'rsa', 'rsa']);
+  });
+
+  test('RSA keys under 2048 or over 4096 bits are refused with a clear message, private or pinned', async () => {
+    const { createPublicKey, generateKeyPairSync, randomBytes } = await import('node:crypto');
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const e = await refusal(loadSigningKey(file(small.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string)));
+    expect(e.message).toContain('an RSA key of 1024 bits is not accepted; RSA keys must have 2048 to 4096 bits');
+    expect(e.hint).toContain('can be broken');
+    expect(() => pinnedKeyFromPem(small.publicKey.export({ type: 'spki', format: 'pem' }) as string, 'small.pub')).toThrow('an RSA key of 1024 bits is not accepted');
+    // A 4608-bit public key (no primes needed for a public key: any odd modulus of that size).
+    const n = randomBytes(576);
+    n[0] = (n[0] as number) | 0x80;
+    n[575] = (n[575] as number) | 1;
+    const big = createPublicKey({ key: { kty: 'RSA', n: n.toString('base64url'), e: 'AQAB' }, format: 'jwk' });
+    expect(() => pinnedKeyFromPem(big.export({ type: 'spki', format: 'pem' }) as string, 'big.pub')).toThrow('an RSA key of 4608 bits is not accepted');
+    // PKCS#1 public keys ("RSA PUBLIC KEY") pin too.
+    const pair = makeKeyPair('rsa');
+    expect(pinnedKeyFromPem(pair.publicKey.export({ type: 'pkcs1', format: 'pem' }) as string, 'rsa.pub').algorithm).toBe('rsa');
   });
 });
 

