@@ -17,6 +17,7 @@ const main = defineCommand({
     verify: () => import('./shared/verify.ts').then((m) => m.default),
     'check-health': () => import('./host/check-health.ts').then((m) => m.default),
     systemd: () => import('./host/systemd.ts').then((m) => m.default),
+    mirror: () => import('./host/mirror.ts').then((m) => m.default),
   },
 });
 
