@@ -12,8 +12,8 @@
  * blob read is checked against its digest and size; a blob is written beside
  * its final name and renamed into place only once its digest matched.
  */
-import { constants } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256File } from '../digest.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
@@ -184,17 +184,25 @@ export class LayoutWriter {
     private readonly entries: Descriptor[],
   ) {}
 
+  /** Opens a layout to add to, or starts one in a new or empty folder; any other folder is refused untouched. */
   static async open(dir: string): Promise<LayoutWriter> {
-    await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true, mode: 0o755 });
-    let entries: Descriptor[] = [];
-    try {
-      await stat(join(dir, LAYOUT_FILE));
-      entries = [...(await LayoutReader.open(dir)).index.manifests];
-    } catch (err) {
-      if (!(err instanceof ContainaiError && err.code === 'NOT_FOUND')) throw err;
-      await writeFileAtomic(join(dir, LAYOUT_FILE), `${JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION })}\n`);
+    if (existsSync(join(dir, LAYOUT_FILE))) {
+      const entries = [...(await LayoutReader.open(dir)).index.manifests];
+      await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true, mode: 0o755 });
+      return new LayoutWriter(dir, entries);
     }
-    return new LayoutWriter(dir, entries);
+    let existing: string[] = [];
+    try {
+      existing = await readdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ContainaiError('INPUT', `${printableName(dir)} cannot be read (${describeCause(err)})`, { hint: 'give a new or empty folder, or an OCI image layout' });
+    }
+    if (existing.length > 0) {
+      throw new ContainaiError('INPUT', `${printableName(dir)} is neither empty nor an OCI image layout (no ${LAYOUT_FILE}); nothing was written`, { hint: 'give a new or empty folder, or a layout written by mirror before' });
+    }
+    await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true, mode: 0o755 });
+    await writeFileAtomic(join(dir, LAYOUT_FILE), `${JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION })}\n`);
+    return new LayoutWriter(dir, []);
   }
 
   /** Whether the layout holds this blob with the right bytes (re-hashed: a mirror is checked, not trusted). */
