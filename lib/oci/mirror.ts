@@ -16,7 +16,7 @@ import { pullCredentials, type RegistryCredentials } from './credentials.ts';
 import { blobPath, LayoutWriter } from './layout.ts';
 import { formatReference, type RegistryReference } from './reference.ts';
 import { listReferrers } from './referrers.ts';
-import { fetchSmallBlob, getManifest, listTags } from './registry.ts';
+import { fetchSmallBlob, getManifest, listTags, type FetchedManifest } from './registry.ts';
 import { parseReleaseManifest, RELEASE_ARTIFACT_TYPE } from './release-artifact.ts';
 import { ImageManifestSchema, MEDIA_TYPE_IMAGE_MANIFEST, parseJsonDocument, type Descriptor } from './types.ts';
 
@@ -52,6 +52,13 @@ export async function mirrorReleases(options: MirrorOptions): Promise<MirrorResu
   const log = options.log ?? (() => undefined);
   const credentials = options.credentials === null ? undefined : (options.credentials ?? (await pullCredentials(options.from.registry, env)));
   const client = new RegistryClient(options.from, { credentials, fetch: options.fetch });
+  // Which releases, checked before anything is written: a reference that names no release leaves the folder as it was.
+  const named = options.from.digest ?? options.from.tag;
+  const wanted = named ? [await wantedRelease(client, options.from, named)] : await releaseTags(client, options.from, log);
+  if (wanted.length === 0) {
+    throw new ContainaiError('NOT_FOUND', `${formatReference(options.from)} has no release tags`, { hint: 'name one: --from oci://REGISTRY/REPO:TAG' });
+  }
+
   const layout = await LayoutWriter.open(options.to);
   const partials = join(options.to, PARTIAL_DIR);
   let fetched = 0;
@@ -74,28 +81,22 @@ export async function mirrorReleases(options: MirrorOptions): Promise<MirrorResu
     log(`fetched ${label} (${descriptor.size} bytes)`);
   };
 
-  const copyManifest = async (reference: string): Promise<{ descriptor: Descriptor; bytes: Uint8Array }> => {
-    const manifest = await getManifest(client, reference);
+  const keepManifest = async (manifest: FetchedManifest): Promise<{ descriptor: Descriptor; bytes: Uint8Array }> => {
     const descriptor: Descriptor = { mediaType: MEDIA_TYPE_IMAGE_MANIFEST, digest: manifest.digest, size: manifest.bytes.byteLength };
     if (!(await layout.hasBlob(descriptor))) await layout.writeBlobBytes(descriptor, manifest.bytes);
     return { descriptor, bytes: manifest.bytes };
   };
 
-  const references = options.from.digest ? [options.from.digest] : options.from.tag ? [options.from.tag] : await releaseTags(client, log);
-  if (references.length === 0) {
-    throw new ContainaiError('NOT_FOUND', `${formatReference(options.from)} has no release tags`, { hint: 'name one: --from oci://REGISTRY/REPO:TAG' });
-  }
   const releases: MirroredRelease[] = [];
-  for (const reference of references) {
-    const { descriptor, bytes } = await copyManifest(reference);
-    const artifact = parseReleaseManifest(bytes, descriptor.digest, formatReference(options.from, { tag: reference }));
+  for (const { reference, manifest, artifact } of wanted) {
+    const { descriptor } = await keepManifest(manifest);
     for (const blob of [artifact.manifest.config, ...artifact.manifest.layers]) await copyBlob(blob, blob.annotations?.['org.opencontainers.image.title'] ?? blob.digest);
     const isTag = reference !== options.from.digest;
     layout.addManifest({ ...descriptor, artifactType: RELEASE_ARTIFACT_TYPE }, isTag ? reference : undefined);
 
     const { referrers } = await listReferrers(client, descriptor.digest);
     for (const referrer of referrers.filter((r) => r.mediaType === MEDIA_TYPE_IMAGE_MANIFEST)) {
-      const copied = await copyManifest(referrer.digest);
+      const copied = await keepManifest(await getManifest(client, referrer.digest));
       const parsed = parseJsonDocument(copied.bytes, ImageManifestSchema, `the referrer ${referrer.digest}`, 'tell the registry operator');
       if (parsed.subject?.digest !== descriptor.digest) continue;
       for (const blob of [parsed.config, ...parsed.layers]) await copyBlob(blob, `referrer blob ${blob.digest}`);
@@ -109,19 +110,28 @@ export async function mirrorReleases(options: MirrorOptions): Promise<MirrorResu
   return { dir: options.to, releases, fetched, present };
 }
 
+interface WantedRelease {
+  reference: string;
+  manifest: FetchedManifest;
+  artifact: ReturnType<typeof parseReleaseManifest>;
+}
+
+async function wantedRelease(client: RegistryClient, from: RegistryReference, reference: string): Promise<WantedRelease> {
+  const manifest = await getManifest(client, reference);
+  return { reference, manifest, artifact: parseReleaseManifest(manifest.bytes, manifest.digest, formatReference(from, { tag: reference })) };
+}
+
 /** Every tag of the repository that names a release (the referrers tag schema's sha256-<hex> tags left out). */
-async function releaseTags(client: RegistryClient, log: (line: string) => void): Promise<string[]> {
+async function releaseTags(client: RegistryClient, from: RegistryReference, log: (line: string) => void): Promise<WantedRelease[]> {
   const tags = (await listTags(client)).filter((t) => !/^sha256-[0-9a-f]{64}$/.test(t));
-  const releases: string[] = [];
+  const releases: WantedRelease[] = [];
   for (const tag of tags) {
-    const manifest = await getManifest(client, tag);
     try {
-      parseReleaseManifest(manifest.bytes, manifest.digest, tag);
-      releases.push(tag);
-    } catch {
+      releases.push(await wantedRelease(client, from, tag));
+    } catch (err) {
+      if (!(err instanceof ContainaiError) || err.code !== 'INPUT') throw err;
       log(`skipped tag ${tag}: not a containai release`);
     }
   }
   return releases;
 }
-

@@ -16,7 +16,9 @@ import { publishRelease, type PublishResult } from '../../lib/oci/publish.ts';
 import { parseRegistryReference } from '../../lib/oci/reference.ts';
 import { listReferrers } from '../../lib/oci/referrers.ts';
 import { getManifest } from '../../lib/oci/registry.ts';
-import { registryReleaseSource, type RegistryReleaseSource } from '../../lib/oci/release-source.ts';
+import { LayoutReader } from '../../lib/oci/layout.ts';
+import { mirrorReleases } from '../../lib/oci/mirror.ts';
+import { layoutReleaseSource, registryReleaseSource, type RegistryReleaseSource } from '../../lib/oci/release-source.ts';
 import { ImageIndexSchema, digestHex, referrersTag } from '../../lib/oci/types.ts';
 import { REPO_ROOT, removeDir, tempDir } from '../helpers/cli.ts';
 import { accessSince, accessLog, settleLog, startProxyRegistry, startTokenRegistry, type AccessEntry } from '../helpers/registry.ts';
@@ -322,5 +324,41 @@ describe('pull-through proxy (a site mirror)', () => {
     const mark = accessLog(proxy).length;
     await source(proxy.address, 'acme/site:v2.0.0').resolve();
     expect((await settleLog(proxy, mark, 1)).map((e) => `${e.method} ${e.status}`)).toEqual(['HEAD 200']);
+  });
+});
+
+describe('mirror into an OCI layout', () => {
+  test('without a tag: every release tag of the repository, referrers kept; the layout source names one', async () => {
+    const basic = await startRegistry();
+    const one = await makeRegistryRelease({ version: 'v5.0.0' });
+    const two = await makeRegistryRelease({ version: 'v5.1.0' });
+    await publish(basic, 'acme/all', one);
+    const latest = await publish(basic, 'acme/all', two);
+    const out = join(scratch('cai-mirror-'), 'layout');
+    const result = await mirrorReleases({ from: parseRegistryReference(`oci://${basic.address}/acme/all`), to: out, credentials: credsOf(basic) });
+    expect(result.releases.map((r) => r.tag).sort()).toEqual(['stable', 'v5.0.0', 'v5.1.0']);
+    expect(result.releases.find((r) => r.tag === 'stable')).toMatchObject({ digest: latest.digest, version: 'v5.1.0', referrers: 5 });
+
+    const ambiguous = await refusal(layoutReleaseSource(out).open());
+    expect(ambiguous.code).toBe('USAGE');
+    expect(ambiguous.hint).toContain('stable');
+    const src = layoutReleaseSource(out, { tag: 'stable' });
+    const parts = await src.open();
+    expect(src.digest).toBe(latest.digest);
+    expect(Buffer.from(parts.sums).equals(readFileSync(two.sums))).toBe(true);
+    expect((await drain(src.payload())).sha256).toBe(await sha256File(two.payload));
+    const layout = await LayoutReader.open(out);
+    expect(await layout.referrers(latest.digest)).toHaveLength(5);
+
+    // A blob changed on disk is refused when read.
+    const payloadLayer = src.artifact?.layers.get(PAYLOAD_ARCHIVE);
+    if (!payloadLayer) throw new Error('no payload layer');
+    const path = join(out, 'blobs', 'sha256', digestHex(payloadLayer.digest));
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 1;
+    writeFileSync(path, bytes);
+    const tampered = layoutReleaseSource(out, { tag: 'stable' });
+    await tampered.open();
+    expect((await refusal(drain(tampered.payload()))).code).toBe('VERIFY');
   });
 });
