@@ -9,6 +9,9 @@ command -v podman >/dev/null 2>&1 || need+=(podman)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# The registry tests: skopeo inspects and copies what publish pushed; openssl makes the token server's key.
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "test services missing (${need[*]}) and not root: install them with apt-get" >&2
