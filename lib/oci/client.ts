@@ -54,6 +54,10 @@ export interface RequestInit {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** A manifest, a small blob, a HEAD: two minutes is far more than any registry needs. */
+const REQUEST_TIMEOUT_MS = 120_000;
+/** An upload of a large blob (the payload) on a slow link. */
+const UPLOAD_TIMEOUT_MS = 30 * 60_000;
 const MAX_REDIRECTS = 5;
 
 /** URL without credentials or query: safe to print. */
@@ -202,6 +206,9 @@ export class RegistryClient {
   }
 
   private async sendFollowing(init: RequestInit): Promise<Response> {
+    // A registry that stops answering must not hang a host's timer: a bound on every request that
+    // has no signal of its own (a blob download has its own, with an idle timer).
+    const signal = init.signal ?? AbortSignal.timeout(init.method === 'PUT' || init.method === 'PATCH' ? UPLOAD_TIMEOUT_MS : REQUEST_TIMEOUT_MS);
     let url = /^https?:\/\//.test(init.path) ? new URL(init.path) : new URL(init.path, this.base);
     if (url.origin !== this.base.origin && !this.mayFollow(this.base, url)) {
       throw new ContainaiError('NETWORK', `${init.what}: the registry sent us to ${printableUrl(url)}; refused (a downgrade to plain http)`);
@@ -215,9 +222,10 @@ export class RegistryClient {
       if (this.authorization && !leftOrigin) headers.authorization = this.authorization;
       let response: Response;
       try {
-        response = await this.fetchImpl(url, { method, headers, body: body?.(), redirect: 'manual', signal: init.signal, ...(body ? { duplex: 'half' } : {}) } as globalThis.RequestInit);
+        response = await this.fetchImpl(url, { method, headers, body: body?.(), redirect: 'manual', signal, ...(body ? { duplex: 'half' } : {}) } as globalThis.RequestInit);
       } catch (err) {
         if (init.signal?.aborted) throw new ContainaiError('NETWORK', `${init.what}: stopped (${describeCause(init.signal.reason ?? err)})`);
+        if (signal.aborted) throw new Retryable(`${printableUrl(url)}: no answer in time`);
         throw new Retryable(`${printableUrl(url)}: ${describeCause(err)}`);
       }
       this.onRequest?.({ method, url: leftOrigin ? printableUrl(url) : `${url.pathname}${url.search}`, status: response.status });

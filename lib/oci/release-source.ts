@@ -15,6 +15,7 @@
  * payload byte: a manifest whose signature fails costs the registry the
  * manifest and a few KB.
  */
+import { join } from 'node:path';
 import { ATTESTATION_FILE, PAYLOAD_ARCHIVE, RELEASE_FILE, SUMS_FILE, SUMS_SIG_FILE, SUMS_SIGSTORE_FILE } from '../bundle/layout.ts';
 import { ContainaiError } from '../errors.ts';
 import { downloadBlob } from './blob-download.ts';
@@ -45,6 +46,11 @@ export interface OciReleaseSource extends ReleaseSource {
   readonly digest: string | undefined;
   /** After open(): the parsed artifact (layers, the version annotation: informative only). */
   readonly artifact: ReleaseArtifact | undefined;
+}
+
+/** Where an install keeps resumable downloads: <install-root>/state/downloads. */
+export function downloadsDir(installRoot: string): string {
+  return join(installRoot, 'state', 'downloads');
 }
 
 export interface RegistrySourceOptions {

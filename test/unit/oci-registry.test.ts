@@ -15,11 +15,12 @@ import { RegistryClient } from '../../lib/oci/client.ts';
 import { publishRelease, type PublishResult } from '../../lib/oci/publish.ts';
 import { parseRegistryReference } from '../../lib/oci/reference.ts';
 import { listReferrers } from '../../lib/oci/referrers.ts';
-import { getManifest } from '../../lib/oci/registry.ts';
+import { getManifest, putManifest, uploadBlob } from '../../lib/oci/registry.ts';
+import { EMPTY_CONFIG } from '../../lib/oci/referrers.ts';
 import { LayoutReader } from '../../lib/oci/layout.ts';
 import { mirrorReleases } from '../../lib/oci/mirror.ts';
 import { layoutReleaseSource, registryReleaseSource, type RegistryReleaseSource } from '../../lib/oci/release-source.ts';
-import { ImageIndexSchema, digestHex, referrersTag } from '../../lib/oci/types.ts';
+import { canonicalBytes, EMPTY_CONFIG_BYTES, ImageIndexSchema, MEDIA_TYPE_IMAGE_MANIFEST, digestHex, referrersTag } from '../../lib/oci/types.ts';
 import { REPO_ROOT, removeDir, tempDir } from '../helpers/cli.ts';
 import { accessSince, accessLog, settleLog, startProxyRegistry, startTokenRegistry, type AccessEntry } from '../helpers/registry.ts';
 import { makeRegistryRelease, type RegistryRelease } from '../helpers/registry-release.ts';
@@ -96,6 +97,18 @@ describe('Basic auth (htpasswd)', () => {
       expect((await drain(src.payload())).sha256).toBe(await sha256File(release.payload));
       await src.close();
     }
+  });
+
+  test('a manifest of another artifactType is refused by open(), before any layer is asked for', async () => {
+    const client = new RegistryClient(parseRegistryReference(`oci://${basic.address}/acme/other`), { credentials: credsOf(basic), actions: 'pull,push' });
+    const config = await uploadBlob(client, EMPTY_CONFIG, () => EMPTY_CONFIG_BYTES);
+    expect(['uploaded', 'exists']).toContain(config);
+    const image = canonicalBytes({ schemaVersion: 2, mediaType: MEDIA_TYPE_IMAGE_MANIFEST, artifactType: 'application/vnd.example.other', config: EMPTY_CONFIG, layers: [] });
+    await putManifest(client, 'latest', image, MEDIA_TYPE_IMAGE_MANIFEST);
+    const mark = accessLog(basic).length;
+    const err = await refusal(source(basic.address, 'acme/other:latest', { creds: basic }).open());
+    expect(err.message).toContain('is not a containai release: its artifactType is "application/vnd.example.other"');
+    expect((await settleLog(basic, mark, 2)).filter((e) => e.path.includes('/blobs/'))).toEqual([]);
   });
 
   test('without credentials the registry refuses, and says how to log in', async () => {
