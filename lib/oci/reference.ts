@@ -155,9 +155,12 @@ export function isLoopbackHost(hostname: string): boolean {
   return LOOPBACK_NAMES.has(hostname) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
+/** Docker Hub's name is not where its API answers. */
+const API_HOSTS: Record<string, string> = { 'docker.io': 'registry-1.docker.io', 'index.docker.io': 'registry-1.docker.io' };
+
 /** https://HOST[:PORT], or http:// for a loopback registry (as Docker treats localhost as insecure-allowed). */
 export function registryBaseUrl(ref: Pick<RegistryReference, 'registry' | 'hostname'>): URL {
-  return new URL(`${isLoopbackHost(ref.hostname) ? 'http' : 'https'}://${ref.registry}`);
+  return new URL(`${isLoopbackHost(ref.hostname) ? 'http' : 'https'}://${API_HOSTS[ref.registry] ?? ref.registry}`);
 }
 
 export function assertTag(value: string, flag: string): string {

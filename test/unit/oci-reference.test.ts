@@ -34,6 +34,7 @@ describe('oci:// references', () => {
     expect(registryBaseUrl(parseRegistryReference('oci://ghcr.io/x')).protocol).toBe('https:');
     expect(registryBaseUrl(parseRegistryReference('oci://10.0.0.1:5000/x')).protocol).toBe('https:');
     expect(registryBaseUrl(parseRegistryReference('oci://127.example.com/x')).protocol).toBe('https:');
+    expect(registryBaseUrl(parseRegistryReference('oci://docker.io/library/x')).host).toBe('registry-1.docker.io');
   });
 
   test.each([

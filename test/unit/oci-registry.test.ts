@@ -242,12 +242,12 @@ describe('token auth', () => {
     expect((await drain(anonymous.payload())).sha256).toBe(await sha256File(release.payload));
     expect(token.tokenRequests.slice(at)).toEqual([{ user: undefined, scopes: ['repository:acme/token:pull'], granted: [{ name: 'acme/token', actions: ['pull'] }] }]);
 
-    await publish(token, 'private/token', release);
+    const secret = await publish(token, 'private/token', release);
     const refused = await refusal(source(token.address, 'private/token:stable').open());
     expect(refused.message).toContain('refused the credentials (none were found)');
     const allowed = source(token.address, 'private/token:stable', { creds: token });
     await allowed.open();
-    expect(allowed.digest).toBe(pushed.digest);
+    expect(allowed.digest).toBe(secret.digest);
   });
 
   test('wrong credentials are refused by the token server, and never printed', async () => {
