@@ -97,7 +97,7 @@ function realmUrl(realm: string, registry: URL): URL {
       hint: 'the registry (or something between) is misconfigured or hostile; nothing was sent',
     });
   }
-  if (url.username || url.password) throw new ContainaiError('NETWORK', `the registry ${registry.host} named a token realm with credentials in it; refused`);
+  if (url.username || url.password) throw new ContainaiError('NETWORK', `the registry ${registry.host} named a token realm with credentials in it; refused`, { hint: 'the registry (or something between) answered what no registry should: try again; if it persists, tell its operator' });
   return url;
 }
 
@@ -131,10 +131,10 @@ export async function fetchToken(request: TokenRequest): Promise<Token> {
   try {
     json = JSON.parse(text);
   } catch {
-    throw new ContainaiError('NETWORK', `the token server ${printableName(url.host)} answered something that is not JSON`);
+    throw new ContainaiError('NETWORK', `the token server ${printableName(url.host)} answered something that is not JSON`, { hint: 'the registry (or something between) answered what no registry should: try again; if it persists, tell its operator' });
   }
   const value = typeof json.token === 'string' && json.token ? json.token : typeof json.access_token === 'string' ? json.access_token : '';
-  if (!value || /[\s\u0000-\u001f]/.test(value)) throw new ContainaiError('NETWORK', `the token server ${printableName(url.host)} answered without a usable token`);
+  if (!value || /[\s\u0000-\u001f]/.test(value)) throw new ContainaiError('NETWORK', `the token server ${printableName(url.host)} answered without a usable token`, { hint: 'the registry (or something between) answered what no registry should: try again; if it persists, tell its operator' });
   registerSecret(value);
   // The spec's default lifetime is 60 s; renew a little early.
   const lifetime = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : 60;
@@ -150,7 +150,7 @@ export async function readBytesLimited(response: Response, max: number): Promise
   const declared = Number(response.headers.get('content-length') ?? '');
   if (Number.isFinite(declared) && declared > max) {
     await response.body?.cancel().catch(() => undefined);
-    throw new ContainaiError('NETWORK', `an answer of ${declared} bytes was refused (at most ${max})`);
+    throw new ContainaiError('NETWORK', `an answer of ${declared} bytes was refused (at most ${max})`, { hint: 'the registry (or something between) answered what no registry should: try again; if it persists, tell its operator' });
   }
   if (!response.body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
@@ -159,7 +159,7 @@ export async function readBytesLimited(response: Response, max: number): Promise
     total += chunk.byteLength;
     if (total > max) {
       await response.body.cancel().catch(() => undefined);
-      throw new ContainaiError('NETWORK', `an answer larger than ${max} bytes was refused`);
+      throw new ContainaiError('NETWORK', `an answer larger than ${max} bytes was refused`, { hint: 'the registry (or something between) answered what no registry should: try again; if it persists, tell its operator' });
     }
     chunks.push(chunk);
   }

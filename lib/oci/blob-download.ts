@@ -204,7 +204,7 @@ async function* rangeChunks(client: RegistryClient, descriptor: Descriptor, offs
       if (err instanceof ContainaiError) throw err;
       throw new CutShort(stalled ? `no data for ${idleMs / 1000} s` : describeCause(err));
     }
-    if (options.signal?.aborted) throw new ContainaiError('NETWORK', `download of ${options.label} was stopped`);
+    if (options.signal?.aborted) throw new ContainaiError('NETWORK', `download of ${options.label} was stopped`, { hint: 'the registry (or something between) answered what no registry should: try again; if it persists, tell its operator' });
   } finally {
     clearTimeout(idle);
     options.signal?.removeEventListener('abort', onOuterAbort);

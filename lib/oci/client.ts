@@ -211,7 +211,7 @@ export class RegistryClient {
     const signal = init.signal ?? AbortSignal.timeout(init.method === 'PUT' || init.method === 'PATCH' ? UPLOAD_TIMEOUT_MS : REQUEST_TIMEOUT_MS);
     let url = /^https?:\/\//.test(init.path) ? new URL(init.path) : new URL(init.path, this.base);
     if (url.origin !== this.base.origin && !this.mayFollow(this.base, url)) {
-      throw new ContainaiError('NETWORK', `${init.what}: the registry sent us to ${printableUrl(url)}; refused (a downgrade to plain http)`);
+      throw new ContainaiError('NETWORK', `${init.what}: the registry sent us to ${printableUrl(url)}; refused (a downgrade to plain http)`, { hint: 'the registry (or something between) answered what no registry should: try again; if it persists, tell its operator' });
     }
     let method = init.method;
     let body = init.body;
@@ -224,7 +224,7 @@ export class RegistryClient {
       try {
         response = await this.fetchImpl(url, { method, headers, body: body?.(), redirect: 'manual', signal, ...(body ? { duplex: 'half' } : {}) } as globalThis.RequestInit);
       } catch (err) {
-        if (init.signal?.aborted) throw new ContainaiError('NETWORK', `${init.what}: stopped (${describeCause(init.signal.reason ?? err)})`);
+        if (init.signal?.aborted) throw new ContainaiError('NETWORK', `${init.what}: stopped (${describeCause(init.signal.reason ?? err)})`, { hint: 'run the command again' });
         if (signal.aborted) throw new Retryable(`${printableUrl(url)}: no answer in time`);
         throw new Retryable(`${printableUrl(url)}: ${describeCause(err)}`);
       }
@@ -232,8 +232,8 @@ export class RegistryClient {
       if (!REDIRECTS.has(response.status)) return response;
       await response.body?.cancel().catch(() => undefined);
       const location = response.headers.get('location');
-      if (!location) throw new ContainaiError('NETWORK', `${init.what}: the registry answered ${response.status} without a Location`);
-      if (hop >= MAX_REDIRECTS) throw new ContainaiError('NETWORK', `${init.what}: too many redirects`);
+      if (!location) throw new ContainaiError('NETWORK', `${init.what}: the registry answered ${response.status} without a Location`, { hint: 'the registry (or something between) answered what no registry should: try again; if it persists, tell its operator' });
+      if (hop >= MAX_REDIRECTS) throw new ContainaiError('NETWORK', `${init.what}: too many redirects`, { hint: 'the registry (or something between) answered what no registry should: try again; if it persists, tell its operator' });
       const next = new URL(location, url);
       if (!this.mayFollow(url, next)) {
         throw new ContainaiError('NETWORK', `${init.what}: a redirect to ${printableUrl(next)} was refused (plain http)`, {

@@ -30,7 +30,7 @@ export async function getManifest(client: RegistryClient, reference: string, sig
   const what = `manifest ${printableName(reference)}`;
   const response = await client.send({ method: 'GET', path: client.repoPath(`manifests/${reference}`), headers: { accept: MANIFEST_ACCEPT }, what, signal });
   const bytes = await readBytesLimited(response, MAX_MANIFEST_BYTES).catch((err) => {
-    throw new ContainaiError('INPUT', `${what} at ${client.where} is larger than ${MAX_MANIFEST_BYTES} bytes: not a release`, { cause: err });
+    throw new ContainaiError('INPUT', `${what} at ${client.where} is larger than ${MAX_MANIFEST_BYTES} bytes: not a release`, { cause: err, hint: 'check the reference: it does not name a containai release' });
   });
   const digest = digestOf(bytes);
   const claimed = response.headers.get('docker-content-digest');
@@ -86,7 +86,7 @@ export async function uploadBlob(client: RegistryClient, descriptor: Pick<Descri
   const started = await client.send({ method: 'POST', path: client.repoPath('blobs/uploads/'), what, signal, accept: (s) => s === 202 });
   await started.body?.cancel().catch(() => undefined);
   const location = started.headers.get('location');
-  if (!location) throw new ContainaiError('NETWORK', `${what}: the registry opened no upload session (no Location)`);
+  if (!location) throw new ContainaiError('NETWORK', `${what}: the registry opened no upload session (no Location)`, { hint: 'the registry (or something between) answered what no registry should: try again; if it persists, tell its operator' });
   const target = new URL(location, client.base);
   target.searchParams.set('digest', descriptor.digest);
   const done = await client.send({
@@ -125,7 +125,7 @@ export async function listTags(client: RegistryClient, signal?: AbortSignal): Pr
     try {
       json = JSON.parse(text);
     } catch {
-      throw new ContainaiError('NETWORK', `the list of tags at ${client.where} is not JSON`);
+      throw new ContainaiError('NETWORK', `the list of tags at ${client.where} is not JSON`, { hint: 'the registry (or something between) answered what no registry should: try again; if it persists, tell its operator' });
     }
     if (Array.isArray(json.tags)) tags.push(...json.tags.filter((t): t is string => typeof t === 'string'));
     const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers.get('link') ?? '')?.[1];
