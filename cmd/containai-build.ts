@@ -18,6 +18,7 @@ export const main = defineCommand({
     repack: () => import('./build/repack.ts').then((m) => m.default),
     verify: () => import('./shared/verify.ts').then((m) => m.default),
     images: () => import('./build/images.ts').then((m) => m.default),
+    publish: () => import('./build/publish.ts').then((m) => m.default),
   },
 });
 

@@ -19,6 +19,7 @@ export const main = defineCommand({
     'check-health': () => import('./host/check-health.ts').then((m) => m.default),
     gate: () => import('./host/gate.ts').then((m) => m.default),
     systemd: () => import('./host/systemd.ts').then((m) => m.default),
+    mirror: () => import('./host/mirror.ts').then((m) => m.default),
     trust: () => import('./host/trust.ts').then((m) => m.default),
     'self-update': () => import('./host/self-update.ts').then((m) => m.default),
   },

@@ -79,6 +79,23 @@ function once<T>(key: string, start: () => Promise<T>): Promise<T> {
   return p;
 }
 
+/** Stops the process and removes its folder when the test run ends. */
+export function trackProcess(proc: Subprocess, dir: string): void {
+  track(proc, dir);
+}
+
+/** Runs `stop` when the test run ends (an in-process server). */
+export function trackStop(stop: () => Promise<void> | void): void {
+  running.push(async () => {
+    await stop();
+  });
+}
+
+/** Starts a service once per test run (until stopAllServices). */
+export function onceService<T>(key: string, start: () => Promise<T>): Promise<T> {
+  return once(key, start);
+}
+
 function track(proc: Subprocess, dir: string): void {
   running.push(async () => {
     proc.kill('SIGTERM');

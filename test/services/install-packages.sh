@@ -21,6 +21,8 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # Tools some tests call directly: script (a pseudo-terminal for the colour test), git (the rehearsal archives HEAD).
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v git >/dev/null 2>&1 || need+=(git)
+# The registry tests: skopeo inspects and copies what publish pushed.
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "test services missing (${need[*]}) and not root: install them with apt-get" >&2
