@@ -15,7 +15,8 @@ import { bundleFileSource, githubSource, type ReleaseSource } from '../../lib/re
 import { verifyInstalledRelease } from '../../lib/release/verify-installed.ts';
 import { didYouMeanVersion } from '../../lib/release/versions.ts';
 import { secretFromEnv } from '../../lib/secrets.ts';
-import { policyFromArgs, type TrustPolicy } from '../../lib/trust/policy.ts';
+import type { TrustPolicy } from '../../lib/trust/policy.ts';
+import { readPolicyFlags } from '../_shared.ts';
 import { installRootArgs, jsonArgs, lockArgs, lockWaitMs, nonrootArgs, policyArgs, trustDirArgs } from './_release.ts';
 
 export default defineCommand({
@@ -25,7 +26,8 @@ export default defineCommand({
       'Install a release (GitHub Releases, a folder or a bundle file), verified, and make it current. The manifest and its signature are verified before a byte of the payload is read; every file is checked as it is written.',
   },
   args: {
-    version: { type: 'string', description: 'the release to install, e.g. v1.2.3 (required, except with --verify-only)', valueHint: 'V' },
+    version: { type: 'string', description: 'the release to install, e.g. v1.2.3 (required, except with --verify-only or --from, where the verified release.json names it)', valueHint: 'V' },
+    from: { type: 'string', description: 'install from a registry, oci://REGISTRY/REPO[:TAG|@DIGEST], or an OCI image layout, oci-layout:DIR[:TAG|@DIGEST] (never trusts the tag: the signed manifest names the version)', valueHint: 'oci://REGISTRY/REPO[:TAG]' },
     'asset-dir': { type: 'string', description: 'take containai-<version>.tar.gz from this folder instead of GitHub Releases', valueHint: 'DIR' },
     bundle: { type: 'string', description: 'install this bundle file instead of downloading', valueHint: 'FILE' },
     'verify-only': { type: 'boolean', description: 'verify the current release again (its kept signature, then every file, mode and link) and change nothing; with --version, that it is the current one' },
@@ -38,14 +40,14 @@ export default defineCommand({
     ...trustDirArgs,
     ...jsonArgs,
   },
-  async run({ args }) {
-    const policy = policyFromArgs(args);
+  async run({ args, rawArgs }) {
+    const { policy } = readPolicyFlags(args, rawArgs);
     if (args['verify-only']) return verifyOnly(resolve(args['install-root']), args.version, policy, args.json === true);
 
-    if (!args.version) throw usageError('--version is required', 'name the release to install, e.g. --version v1.2.3');
-    const version = assertSafeVersion(args.version);
-    const source = releaseSource(args, version);
+    if (!args.version && !args.from) throw usageError('--version is required', 'name the release to install, e.g. --version v1.2.3 (or give --from oci://…, whose signed manifest names it)');
+    const version = args.version === undefined ? undefined : assertSafeVersion(args.version);
     const installRoot = await assertInstallRootAllowed(args['install-root'], { allowNonroot: Boolean(args['allow-nonroot']) });
+    const source = await releaseSource(args, version, installRoot);
     const result = await installRelease({
       installRoot,
       version,
@@ -58,20 +60,28 @@ export default defineCommand({
     });
     const json = args.json === true;
     if (result.outcome === 'already-current') {
-      printResult(`${version} is already current and verifies (${result.verification?.filesChecked} files); nothing changed (--force reinstalls it)`, { json });
+      printResult(`${result.version} is already current and verifies (${result.verification?.filesChecked} files); nothing changed (--force reinstalls it)`, { json });
     } else {
       const format = result.format === 1 ? ' (first format)' : '';
-      printResult(`${version} is current (releases/${result.dirName}${format}, signer ${describeSigner(result.signer!)})${result.previous ? `; previous is releases/${result.previous}` : ''}`, { json });
+      printResult(`${result.version} is current (releases/${result.dirName}${format}, signer ${describeSigner(result.signer!)})${result.previous ? `; previous is releases/${result.previous}` : ''}`, { json });
     }
     if (json) {
-      printJson({ ok: true, outcome: result.outcome, version, format: result.format, dir: join(installRoot, 'releases', result.dirName), previous: result.previous, signer: result.signer, steps: result.steps, warnings: result.warnings });
+      printJson({ ok: true, outcome: result.outcome, version: result.version, source: source.location, format: result.format, dir: join(installRoot, 'releases', result.dirName), previous: result.previous, signer: result.signer, steps: result.steps, warnings: result.warnings });
     }
   },
 });
 
-/** Where the release comes from: a bundle file, a folder of release assets, or GitHub Releases. */
-function releaseSource(args: { bundle?: string; 'asset-dir'?: string; repo?: string }, version: string): ReleaseSource {
-  if (args.bundle && args['asset-dir']) throw usageError('give --bundle or --asset-dir, not both');
+/** Where the release comes from: a registry or an OCI layout, a bundle file, a folder of release assets, or GitHub Releases. */
+async function releaseSource(args: { bundle?: string; 'asset-dir'?: string; repo?: string; from?: string }, version: string | undefined, installRoot: string): Promise<ReleaseSource> {
+  const given = [args.from && '--from', args.bundle && '--bundle', args['asset-dir'] && '--asset-dir'].filter(Boolean);
+  if (given.length > 1) throw usageError(`give one of --from, --bundle and --asset-dir, not ${given.join(' and ')}`);
+  if (args.from) {
+    // Loaded only for a registry install: the OCI client is not on the path of a bundle install.
+    const [{ parseOciReference }, { downloadsDir, layoutReleaseSource, registryReleaseSource }] = await Promise.all([import('../../lib/oci/reference.ts'), import('../../lib/oci/release-source.ts')]);
+    const ref = parseOciReference(args.from, '--from');
+    return ref.kind === 'layout' ? layoutReleaseSource(ref.dir, ref) : registryReleaseSource(ref, { downloadDir: downloadsDir(installRoot) });
+  }
+  if (version === undefined) throw usageError('--version is required', 'name the release to install, e.g. --version v1.2.3');
   if (args.bundle) return bundleFileSource(resolve(args.bundle), version);
   if (args['asset-dir']) {
     const dir = resolve(args['asset-dir']);
@@ -84,7 +94,7 @@ function releaseSource(args: { bundle?: string; 'asset-dir'?: string; repo?: str
     }
     return bundleFileSource(path, version);
   }
-  if (!args.repo) throw usageError('--repo OWNER/REPO is needed to download from GitHub Releases', 'or give --bundle FILE or --asset-dir DIR');
+  if (!args.repo) throw usageError('--repo OWNER/REPO is needed to download from GitHub Releases', 'or give --bundle FILE, --asset-dir DIR or --from oci://…');
   return githubSource({ baseUrl: process.env.CONTAINAI_GITHUB_URL || DEFAULT_GITHUB_URL, repo: args.repo, version, token: secretFromEnv('GITHUB_TOKEN') });
 }
 

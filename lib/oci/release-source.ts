@@ -22,26 +22,16 @@ import { downloadBlob } from './blob-download.ts';
 import { RegistryClient, type ClientOptions } from './client.ts';
 import { pullCredentials } from './credentials.ts';
 import { LayoutReader } from './layout.ts';
+import type { ManifestParts, ReleaseSource } from '../release/source.ts';
 import { formatReference, type LayoutReference, type RegistryReference } from './reference.ts';
 import { fetchSmallBlob, getManifest, headManifest } from './registry.ts';
 import { layerSpec, parseReleaseManifest, requireLayer, type ReleaseArtifact } from './release-artifact.ts';
 import { MAX_MANIFEST_BYTES, MEDIA_TYPE_IMAGE_MANIFEST, type Descriptor } from './types.ts';
 
-// The shapes of lib/release/source.ts (the lead's, coming to main); structurally the same.
-export interface ReleaseParts {
-  sums: Uint8Array;
-  releaseJson?: Uint8Array;
-  signatures: { attestation?: string; sigstoreBundle?: string; sig?: string };
-  trustedRoot?: string;
-}
-export interface ReleaseSource {
-  readonly location: string;
-  open(): Promise<ReleaseParts>;
-  payload(): AsyncIterable<Uint8Array>;
-  close(): Promise<void>;
-}
+export type { ManifestParts, ReleaseParts, ReleaseSource } from '../release/source.ts';
 
 export interface OciReleaseSource extends ReleaseSource {
+  open(): Promise<ManifestParts>;
   /** After open(): the release manifest's digest. */
   readonly digest: string | undefined;
   /** After open(): the parsed artifact (layers, the version annotation: informative only). */
@@ -76,7 +66,7 @@ export interface RegistryReleaseSource extends OciReleaseSource {
 }
 
 /** Turns the small layers' bytes into ReleaseParts. */
-function partsFrom(small: Map<string, Uint8Array>): ReleaseParts {
+function partsFrom(small: Map<string, Uint8Array>): ManifestParts {
   const text = (name: string) => {
     const bytes = small.get(name);
     return bytes ? new TextDecoder().decode(bytes) : undefined;
@@ -84,6 +74,7 @@ function partsFrom(small: Map<string, Uint8Array>): ReleaseParts {
   const sums = small.get(SUMS_FILE);
   if (!sums) throw new ContainaiError('INTERNAL', 'SHA256SUMS was not read');
   return {
+    format: 2,
     sums,
     releaseJson: small.get(RELEASE_FILE),
     signatures: { attestation: text(ATTESTATION_FILE), sigstoreBundle: text(SUMS_SIGSTORE_FILE), sig: text(SUMS_SIG_FILE) },

@@ -28,6 +28,9 @@ export type ReleaseParts =
     }
   | { format: 1; bundlePath: string };
 
+/** The parts of a release of the current format (what a registry artifact always is). */
+export type ManifestParts = Extract<ReleaseParts, { format: 2 }>;
+
 /** Where open() may write: the install's private staging folder, and the resumable downloads folder. */
 export interface SourceContext {
   work: string;
@@ -37,8 +40,8 @@ export interface SourceContext {
 export interface ReleaseSource {
   /** Printable, recorded in install.json: no credentials, no query string. */
   readonly location: string;
-  /** The small parts, before any payload byte is requested. */
-  open(context: SourceContext): Promise<ReleaseParts>;
+  /** The small parts, before any payload byte is requested (a source may ignore the context). */
+  open(context?: SourceContext): Promise<ReleaseParts>;
   /** payload.tar.gz's bytes in order; asked only after open()'s parts verified. */
   payload(): AsyncIterable<Uint8Array>;
   /** Frees what the source holds; always called. */
@@ -112,6 +115,7 @@ export function githubSource(options: { baseUrl: string; repo: string; version: 
       return location;
     },
     async open(context) {
+      if (!context) throw new ContainaiError('INTERNAL', 'a download needs the staging folder');
       const dest = join(context.work, bundleFileName(options.version));
       const result = await downloadReleaseAsset({
         baseUrl: options.baseUrl,
