@@ -110,6 +110,6 @@ export const releaseCheck: HealthCheck = {
       }
       return { status: 'warn', message: `${current.version} is UNSIGNED (dev profile); ${verification.filesChecked} files match SHA256SUMS`, fix: 'fine for development; prod hosts must install signed releases', details };
     }
-    return { status: 'pass', message: `${current.version} signed by ${details.signer}; ${verification.filesChecked} files match SHA256SUMS`, details };
+    return { status: 'pass', message: `${current.version} signed by ${details.signer}; ${verification.filesChecked} files, every mode and link, match the signed manifest`, details };
   },
 };

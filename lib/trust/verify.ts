@@ -427,6 +427,12 @@ async function verifyKeySigned(bundle: Bundle, artifact: Artifact, trust: TrustC
   const hint = bundle.verificationMaterial.content.$case === 'publicKey' ? bundle.verificationMaterial.content.publicKey.hint : '';
   // The hint only orders the search; every pinned key is tried and only a pinned key can pass.
   const keys = [...trust.keys].sort((a, b) => Number(b.keyId === hint) - Number(a.keyId === hint));
+  // The hint names the key it claims to be signed by: worth saying when no pinned key is that one (a
+  // rollback to a release signed only by a key removed in a rotation), never worth trusting.
+  const notPinned = () =>
+    /^[0-9a-f]{64}$/.test(hint) && !trust.keys.some((k) => k.keyId === hint)
+      ? `the signature does not verify with any pinned key: it names key ${hint}, which this host does not pin (removed in a key rotation, or another signer)`
+      : 'the signature does not verify with any pinned key (altered, or signed by another key)';
 
   if (bundle.content.$case === 'messageSignature') {
     const { messageDigest, signature } = bundle.content.messageSignature;
@@ -436,7 +442,7 @@ async function verifyKeySigned(bundle: Bundle, artifact: Artifact, trust: TrustC
         return { kind: 'key', artifactSha256: artifact.sha256, signer: { keyId: key.keyId } };
       }
     }
-    throw new Refusal('the signature does not verify with any pinned key (altered, or signed by another key)');
+    throw new Refusal(notPinned());
   }
 
   const envelope = bundle.content.dsseEnvelope;
@@ -444,7 +450,7 @@ async function verifyKeySigned(bundle: Bundle, artifact: Artifact, trust: TrustC
   const pae = dsse.preAuthEncoding(envelope.payloadType, envelope.payload);
   const sig = (envelope.signatures[0] as { sig: Buffer }).sig;
   const key = keys.find((k) => verifySignature(k.algorithm === 'ed25519' ? null : 'sha256', pae, k.key, sig));
-  if (!key) throw new Refusal('the signature does not verify with any pinned key (altered, or signed by another key)');
+  if (!key) throw new Refusal(notPinned());
   const predicateType = await checkStatement(envelope.payloadType, envelope.payload, artifact, trust.policy);
   return { kind: 'key', artifactSha256: artifact.sha256, predicateType, signer: { keyId: key.keyId } };
 }

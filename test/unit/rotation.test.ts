@@ -79,6 +79,8 @@ describe('key rotation', () => {
     const viaBundle = await refusal(verifyBlob(SUMS, { sigstoreBundle: bundleOnly.sigstoreBundle }, policy(newOnly), { artifact: 'SHA256SUMS' }));
     expect(viaBundle.message).toMatch(/SHA256SUMS|signature bundle/);
     expect(viaBundle.message).toContain('the signature does not verify with any pinned key');
+    // The bundle's key hint names the removed key: the reason is said, not only the refusal.
+    expect(viaBundle.message).toContain('which this host does not pin (removed in a key rotation, or another signer)');
   });
 
   test('self-update names the reason: the key that signed is not pinned here any more', async () => {
