@@ -66,7 +66,7 @@ export const policyArgs = {
   'trusted-root': { type: 'string', description: 'an extra Sigstore trusted_root.json to trust (repeatable)', valueHint: 'FILE' },
   key: { type: 'string', description: 'a pinned public key (PEM: ECDSA P-256, Ed25519 or RSA 2048-4096) whose signature counts (repeatable)', valueHint: 'FILE' },
   'public-good': { type: 'boolean', description: 'trust the public-good Sigstore root compiled in (--no-public-good: only pinned roots and keys)', default: true },
-  'allow-unsigned': { type: 'boolean', description: 'DEVELOPMENT ONLY: accept a bundle with no signature or attestation' },
+  'allow-unsigned': { type: 'boolean', description: 'DEVELOPMENT ONLY: accept a release (or a file) with no signature or attestation' },
 } as const satisfies ArgsDef;
 
 /** The policy flags' names as typed on a command line (booleans also as --no-NAME). */

@@ -28,7 +28,7 @@ export default defineCommand({
     out: { type: 'string', description: 'output folder holding <version>/', default: 'dist', valueHint: 'DIR' },
     key: {
       type: 'string',
-      description: 'private key: a PEM file (PKCS#8, SEC1 or cosign encrypted, password in COSIGN_PASSWORD) or env://VAR',
+      description: 'private key: a PEM file (ECDSA P-256, Ed25519 or RSA 2048-4096; PKCS#8, SEC1, PKCS#1 or cosign encrypted, password in COSIGN_PASSWORD) or env://VAR',
       default: 'env://COSIGN_KEY',
       valueHint: 'FILE|env://VAR',
     },

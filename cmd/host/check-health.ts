@@ -12,13 +12,13 @@ export default defineCommand({
   meta: {
     name: 'check-health',
     description:
-      'Check the engine (Docker, not Podman) and its security options, the installed release, the profile and its images, disk and registry. Exit 0 healthy, 1 unhealthy. Without policy flags the kept bundle is verified against the signer install.json recorded.',
+      'Check the engine (Docker, not Podman) and its security options, the installed release, the profile and its images, disk and registry. Also the health gate, trust and the update channel. Exit 0 healthy, 1 unhealthy. Without policy flags the kept signature of the release is verified under the signer its install.json records.',
   },
   args: {
     ...installRootArgs,
     ...jsonArgs,
     offline: { type: 'boolean', description: 'skip the registry check (air-gapped hosts)' },
-    full: { type: 'boolean', description: 'hash every file and verify the kept bundle again now (otherwise unchanged files are re-hashed at least daily)' },
+    full: { type: 'boolean', description: 'hash every file of the release now (otherwise files unchanged since the last full verification are re-hashed at least daily)' },
     'metrics-file': { type: 'string', description: 'also write the report as node_exporter textfile metrics, replaced atomically (e.g. /var/lib/node_exporter/textfile_collector/containai.prom)', valueHint: 'FILE' },
     ...policyArgs,
     ...trustDirArgs,

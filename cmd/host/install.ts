@@ -12,7 +12,9 @@ import { inspectInstalledRelease } from '../../lib/release/installed.ts';
 import { installLayout, isReleaseDirName, versionOfDir } from '../../lib/release/layout.ts';
 import { describeSigner } from '../../lib/release/record.ts';
 import { bundleFileSource, githubSource, type ReleaseSource } from '../../lib/release/source.ts';
+import { fixForVerification } from '../../lib/release/verify-explain.ts';
 import { verifyInstalledRelease } from '../../lib/release/verify-installed.ts';
+import { DEFAULT_RECORD_POLICY, policyFromRecord } from '../../lib/release/record-policy.ts';
 import { didYouMeanVersion } from '../../lib/release/versions.ts';
 import { secretFromEnv } from '../../lib/secrets.ts';
 import type { TrustPolicy } from '../../lib/trust/policy.ts';
@@ -41,8 +43,9 @@ export default defineCommand({
     ...jsonArgs,
   },
   async run({ args, rawArgs }) {
-    const { policy } = readPolicyFlags(args, rawArgs);
-    if (args['verify-only']) return verifyOnly(resolve(args['install-root']), args.version, policy, args.json === true);
+    const { policy, chosen } = readPolicyFlags(args, rawArgs);
+    // Without policy flags, --verify-only judges the release under the signer its install.json records, as check-health and rollback do.
+    if (args['verify-only']) return verifyOnly(resolve(args['install-root']), args.version, chosen ? policy : undefined, args['trust-dir'], args.json === true);
 
     if (!args.version && !args.from) throw usageError('--version is required', 'name the release to install, e.g. --version v1.2.3 (or give --from oci://…, whose signed manifest names it)');
     const version = args.version === undefined ? undefined : assertSafeVersion(args.version);
@@ -99,28 +102,30 @@ async function releaseSource(args: { bundle?: string; 'asset-dir'?: string; repo
 }
 
 /** install --verify-only: the current release verified again from disk, nothing changed. */
-async function verifyOnly(root: string, version: string | undefined, policy: TrustPolicy, json: boolean): Promise<void> {
+async function verifyOnly(root: string, version: string | undefined, given: TrustPolicy | undefined, trustDir: string | undefined, json: boolean): Promise<void> {
   const layout = installLayout(root);
   await assertLayoutFolders(layout);
-  if (version !== undefined) {
-    const state = await inspectInstalledRelease(root);
-    const current = state.current?.version;
-    if (current !== version) {
-      const installed = state.releases.filter((r) => isReleaseDirName(r.dirName)).map((r) => versionOfDir(r.dirName));
-      throw new ContainaiError('STATE', `${version} is not the current release (current is ${current ?? 'none'})${didYouMeanVersion(version, installed)}: --verify-only checks the current release`, {
-        hint: current ? `run it with --version ${current}, or without --version` : 'install a release first',
-      });
-    }
+  const state = await inspectInstalledRelease(root);
+  const current = state.current;
+  if (version !== undefined && current?.version !== version) {
+    const installed = state.releases.filter((r) => isReleaseDirName(r.dirName)).map((r) => versionOfDir(r.dirName));
+    throw new ContainaiError('STATE', `${version} is not the current release (current is ${current?.version ?? 'none'})${didYouMeanVersion(version, installed)}: --verify-only checks the current release`, {
+      hint: current ? `run it with --version ${current.version}, or without --version` : 'install a release first',
+    });
   }
-  const result = await verifyInstalledRelease(root, { policy });
+  let policy = given;
+  if (!policy && current?.record) policy = policyFromRecord(current.record, { ...DEFAULT_RECORD_POLICY, trustDir });
+  const result = await verifyInstalledRelease(root, { policy: policy ?? { ...DEFAULT_RECORD_POLICY, trustDir } });
   const release = result.release;
   if (json) printJson({ ok: result.ok, link: result.link, filesChecked: result.filesChecked, bytesChecked: result.bytesChecked, problems: result.problems, release: release && { version: release.version, dir: release.dir, format: release.format, signer: release.record?.signer } });
+  const signer = release?.record ? describeSigner(release.record.signer) : undefined;
   if (!result.ok) {
     const shown = result.problems.slice(0, 5).join('; ') + (result.problems.length > 5 ? `; and ${result.problems.length - 5} more` : '');
     await appendEvent(layout, { action: 'verify', version: release?.version, outcome: 'refused', reason: shown }, { createState: false });
     throw new ContainaiError('VERIFY', `the current release${release ? ` ${release.version}` : ''} does not verify: ${shown}`, {
-      hint: 'reinstall it with install --force, or roll back; nothing was changed',
+      hint: `${fixForVerification(result, release?.version ?? 'it', signer, given !== undefined)}; nothing was changed`,
     });
   }
-  printResult(`${release!.version} verifies: signer ${describeSigner(release!.record!.signer)}; ${result.filesChecked} files, every mode and link, match the signed manifest`, { json });
+  const what = release?.format === 1 ? `${result.filesChecked} files match the SHA256SUMS of its signed payload (first format)` : `${result.filesChecked} files, every mode and link, match the signed manifest`;
+  printResult(`${release!.version} verifies: signer ${signer}; ${what}`, { json });
 }

@@ -20,35 +20,11 @@ import { assertLayoutFolders } from '../release/guard.ts';
 import { installLayout } from '../release/layout.ts';
 import { DEFAULT_RECORD_POLICY, policyFromRecord } from '../release/record-policy.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
-import type { RefusalReason } from '../manifest/refusal.ts';
-import type { ReleaseVerification } from '../release/verify-installed.ts';
+import { fixForVerification } from '../release/verify-explain.ts';
 import type { HealthCheck, HealthContext } from './types.ts';
 
 /** How old the last full verification may be before check-health hashes everything again. */
 export const FULL_VERIFY_EVERY_MS = 24 * 60 * 60 * 1000;
-
-/** Findings that mean the release on disk differs from what was signed: only these are called tampering. */
-const CHANGED: ReadonlySet<RefusalReason> = new Set(['digest', 'mode', 'link', 'type', 'unlisted', 'missing']);
-
-/**
- * The fix line names the real cause: a tree that differs from its manifest (name the entries), a
- * signature that does not verify under the policy given (a policy that does not match the signer
- * is not tampering), or a verification that could not run (a key file, permissions).
- */
-function fixFor(verification: ReleaseVerification, version: string, signer: string | undefined, flagsGiven: boolean): string {
-  if (verification.error) return verification.error.hint ?? 'fix the cause above and run again';
-  const reasons = new Set(verification.refusals.map((r) => r.reason));
-  const changed = verification.refusals.filter((r) => CHANGED.has(r.reason)).map((r) => r.entry ?? '.');
-  if (changed.length > 0) {
-    return `the release was changed after install (${changed.slice(0, 3).join(', ')}${changed.length > 3 ? ', …' : ''}): install ${version} again with --force, or roll back with containai-host rollback`;
-  }
-  if (reasons.has('signature')) {
-    return flagsGiven
-      ? `its kept signature does not verify under the policy flags given (it was installed as signed by ${signer ?? 'an unknown signer'}): pass the policy install used, or check the pinned keys and roots`
-      : `its kept signature does not verify under the signer install.json records (${signer ?? 'unknown'}): check the trust dir still pins that key or root`;
-  }
-  return `the release's manifest is damaged: install ${version} again with --force, or roll back with containai-host rollback`;
-}
 
 async function isProd(ctx: HealthContext): Promise<boolean> {
   return ctx.profile().then((p) => p.PROFILE === 'prod', () => false);
@@ -100,7 +76,7 @@ export const releaseCheck: HealthCheck = {
       return {
         status: 'fail',
         message: `${current.version}: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (+${problems.length - 3} more)` : ''}`,
-        fix: fixFor(verification, current.version, details.signer, ctx.policy !== undefined),
+        fix: fixForVerification(verification, current.version, details.signer, ctx.policy !== undefined),
         details: { ...details, problems, reasons: [...new Set(verification.refusals.map((r) => r.reason))] },
       };
     }
