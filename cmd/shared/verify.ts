@@ -4,7 +4,8 @@ import { PAYLOAD_LIMITS } from '../../lib/archive/policy.ts';
 import { PAYLOAD_ARCHIVE, PAYLOAD_TOP } from '../../lib/bundle/layout.ts';
 import { openBundleFile } from '../../lib/bundle/stream.ts';
 import { log, printJson, printResult } from '../../lib/cli/output.ts';
-import { usageError } from '../../lib/errors.ts';
+import { parseSingleSum } from '../../lib/digest.ts';
+import { ContainaiError, usageError } from '../../lib/errors.ts';
 import { PayloadChecks } from '../../lib/manifest/payload-checks.ts';
 import { signerOf, verifyManifestSignature } from '../../lib/manifest/verify.ts';
 import { describeSigner, type Signer } from '../../lib/release/record.ts';
@@ -65,12 +66,27 @@ async function verifyBundleFile(path: string, policy: TrustPolicy): Promise<Outc
     };
     const signer = await verifyManifestSignature(sums, { attestation: decode('attestation.intoto.jsonl'), sigstoreBundle: decode('SHA256SUMS.sigstore.json'), sig: decode('SHA256SUMS.sig') }, policy);
     const checks = new PayloadChecks({ sums });
-    const result = await extractArchive(opened.payload(), '', { discard: true, checks, label: PAYLOAD_ARCHIVE, topFolder: PAYLOAD_TOP, limits: PAYLOAD_LIMITS });
+    // Trust needs only the manifest; payload.sha256 is checked too, so a bundle built wrong is named as such.
+    const hasher = new Bun.CryptoHasher('sha256');
+    const hashed = async function* (source: AsyncIterable<Uint8Array>) {
+      for await (const chunk of source) {
+        hasher.update(chunk);
+        yield chunk;
+      }
+    };
+    const result = await extractArchive(hashed(opened.payload()), '', { discard: true, checks, label: PAYLOAD_ARCHIVE, topFolder: PAYLOAD_TOP, limits: PAYLOAD_LIMITS });
+    const payloadSha256 = hasher.digest('hex');
+    const listed = parseSingleSum(new TextDecoder().decode(opened.members.get('payload.sha256')), PAYLOAD_ARCHIVE, 'payload.sha256');
+    if (listed !== payloadSha256) {
+      throw new ContainaiError('VERIFY', `payload.tar.gz does not match payload.sha256 (sha256 ${payloadSha256}, payload.sha256 says ${listed})`, {
+        hint: 'every entry matched the signed manifest, but the bundle was put together wrong: rebuild it with containai-build repack',
+      });
+    }
     const manifest = checks.manifest;
     return {
       subject: path,
       signer,
-      rows: { version: manifest?.version, manifest: `sha256:${manifest?.sumsSha256}`, entries: manifest?.entries.size, files: result.files.length, format: 2 },
+      rows: { version: manifest?.version, manifest: `sha256:${manifest?.sumsSha256}`, payload: `sha256:${payloadSha256}`, entries: manifest?.entries.size, files: result.files.length, format: 2 },
     };
   } finally {
     await opened.close();
