@@ -103,3 +103,37 @@ describe('ordinary conditions get their own message and hint', () => {
     expect(existsSync(join(root, 'releases'))).toBe(false);
   });
 });
+
+describe('a version named wrong gets a usage error or a did-you-mean, never a silent guess', () => {
+  test('install without --version is a usage error (exit 2), nothing changed', async () => {
+    const { dir, bundle } = release();
+    const root = join(dir, 'root');
+    const r = await host(['install', '--bundle', bundle, '--allow-unsigned', '--install-root', root, '--allow-nonroot']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--version is required');
+    expect(existsSync(root)).toBe(false);
+  });
+
+  test('install --verify-only --version V checks V when it is current, says it is not when it is not, and offers the "v" it lacks', async () => {
+    const { dir, bundle } = release('v1.0.0');
+    const root = join(dir, 'root');
+    expect((await host(['install', '--version', 'v1.0.0', '--bundle', bundle, '--allow-unsigned', '--install-root', root, '--allow-nonroot'])).code).toBe(0);
+    const ok = await host(['install', '--verify-only', '--version', 'v1.0.0', '--install-root', root, '--allow-unsigned']);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('v1.0.0 verifies');
+    const slip = await host(['install', '--verify-only', '--version', '1.0.0', '--install-root', root, '--allow-unsigned']);
+    expect(slip.code).toBe(1);
+    expect(slip.stderr).toContain('1.0.0 is not the current release (current is v1.0.0) (did you mean v1.0.0?)');
+    const other = await host(['install', '--verify-only', '--version', 'v2.0.0', '--install-root', root, '--allow-unsigned']);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('v2.0.0 is not the current release (current is v1.0.0)');
+  });
+
+  test('--asset-dir without the version asked for offers the one it holds', async () => {
+    const { dir } = release('v1.0.0');
+    const r = await host(['install', '--version', '1.0.0', '--asset-dir', dir, '--allow-unsigned', '--install-root', join(dir, 'root'), '--allow-nonroot']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no containai-1.0.0.tar.gz in');
+    expect(r.stderr).toContain('(did you mean v1.0.0?)');
+  });
+});

@@ -451,3 +451,13 @@ export function hostilePayloadCases(outside: string): HostileCase[] {
     { name: 'garbage bytes', archive: garbage(), message: /not valid gzip/ },
   ];
 }
+
+/** Issue 11 item 5: 49,000 dangling symlinks with 511-part targets (refused in 242 s of CPU before the fix). */
+export const HOSTILE_LINKS = 49_000;
+export const HOSTILE_LINK_TARGET = Array.from({ length: 511 }, () => 'a').join('/');
+
+export function hostileLinkEntries(): TarSpec[] {
+  const entries: TarSpec[] = [{ name: 'payload/', type: 'dir' }];
+  for (let i = 0; i < HOSTILE_LINKS; i++) entries.push({ name: `payload/l${i}`, type: 'symlink', linkname: HOSTILE_LINK_TARGET });
+  return entries;
+}
