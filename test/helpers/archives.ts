@@ -301,11 +301,13 @@ export function manyEntriesTarGz(count = 100_000): Buffer {
  * A gzip bomb: one file entry declaring `declaredBytes` of zeros, as a
  * multi-member gzip of one small compressed block repeated, so it costs a few
  * KB on disk and a few ms to build whatever it expands to (1 GiB by default).
+ * `before` are the entries ahead of it (default: the top folder alone; a
+ * release's manifest entries to reach the extractor past the manifest checks).
  */
-export function gzipBomb(declaredBytes = 2 ** 30): Buffer {
+export function gzipBomb(declaredBytes = 2 ** 30, before: readonly TarSpec[] = [{ name: 'payload/', type: 'dir' }]): Buffer {
   const unit = 16 * 2 ** 20;
   const zeros = gzipSync(Buffer.alloc(unit), { level: 9 });
-  const head = gzipSync(Buffer.concat([tarEntry({ name: 'payload/', type: 'dir' }), tarHeader({ name: 'payload/zeros', typeflag: '0', size: declaredBytes, mode: 0o644 })]));
+  const head = gzipSync(Buffer.concat([...before.map(tarEntry), tarHeader({ name: 'payload/zeros', typeflag: '0', size: declaredBytes, mode: 0o644 })]));
   const members = [head];
   for (let i = 0; i < Math.ceil(declaredBytes / unit); i++) members.push(zeros);
   members.push(gzipSync(END_OF_ARCHIVE));
