@@ -7,7 +7,7 @@
  * SHA256SUMS; `current` pointing at it. The same verifier that judges a real
  * install judges it (check-health, the gate, --verify-only).
  */
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { comparePaths, formatSums, sha256Bytes } from '../../lib/digest.ts';
 import { formatReleaseJson, type ReleaseEntry } from '../../lib/manifest/release-json.ts';
@@ -123,9 +123,4 @@ export function tamperWithSums(releaseDir: string, rel: string, text: string, op
     const record = JSON.parse(readFileSync(recordPath, 'utf8'));
     writeFileSync(recordPath, JSON.stringify({ ...record, manifestSha256: sha256Bytes(readFileSync(sumsPath)) }, null, 2));
   }
-}
-
-/** Copies the files a release holds over another's (the other build of the same version), keeping the target's .containai/. */
-export function copyTree(from: string, to: string, paths: readonly string[]): void {
-  for (const rel of paths) copyFileSync(join(from, rel), join(to, rel));
 }
