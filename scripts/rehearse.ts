@@ -465,9 +465,12 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
         // The installed tree, checked by sha256sum against its own SHA256SUMS.
         await must(['sha256sum', '--strict', '-c', 'SHA256SUMS'], { cwd: join(root, 'current'), quiet: true });
         checked('sha256sum -c SHA256SUMS in current/: every file OK');
-        const installed = JSON.parse(readFileSync(join(root, 'current', 'install.json'), 'utf8')) as { bundleSha256?: string; signer?: { workflow?: string } };
+        // What the host keeps is the manifest and its signature material, not the bundle (SPEC "The host").
+        const installed = JSON.parse(readFileSync(join(root, 'current', '.containai', 'install.json'), 'utf8')) as { manifestSha256?: string; signer?: { workflow?: string } };
         const uploaded = report.releases.find((r) => r.version === version);
-        check(installed.bundleSha256 === uploaded?.bundleSha256, 'install.json bundleSha256 = sha256 of the uploaded bundle');
+        check(installed.manifestSha256 === uploaded?.sumsSha256, '.containai/install.json manifestSha256 = sha256 of the released SHA256SUMS');
+        const kept = readdirSync(join(root, 'current', '.containai')).sort();
+        check(JSON.stringify(kept) === JSON.stringify(['attestation.intoto.jsonl', 'install.json']), `.containai/: ${kept.join(', ')} (the attestation that verified the manifest; no bundle kept)`);
         const san = `https://github.com/${REPO}/${WORKFLOW}@refs/tags/${version}`;
         check(installed.signer?.workflow === san, `install.json signer: ${san}`);
         check(c.server.requests.some((q) => q.host === 'github' && q.path === `/${REPO}/releases/download/${version}/containai-${version}.tar.gz`), 'downloaded from the release server');
@@ -504,7 +507,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
       report.health = { exitCode: r.code, checks: doc.checks.map(({ id, status, message }) => ({ id, status, message })) };
       const status = (id: string) => doc.checks.find((x) => x.id === id)?.status;
       check(r.code === 0 && doc.ok, `healthy (exit ${r.code})`);
-      check(status('release') === 'pass', 'release: the kept bundle verifies again under the recorded signer and the pinned test CA');
+      check(status('release') === 'pass', 'release: the kept attestation verifies SHA256SUMS again under the recorded signer and the pinned test CA, and the tree matches it');
       check(status('registry') === 'pass', `registry: http://${c.registry.address}/v2/ answers`);
       check(status('engine') === 'pass' || status('engine') === 'warn', `engine: ${status('engine')}`);
       // CI pushes the images after packaging, so the payload's profile pins no digest and the images go unchecked.
@@ -516,7 +519,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
     report.links.afterInstallV2 = readLinks(root);
 
     await step('host 5', 'containai-host rollback', async () => {
-      // The policy install took: rollback verifies previous's kept bundle again before it goes live.
+      // The policy install took: rollback verifies previous's kept attestation and tree again before it goes live.
       await ch(['rollback', '--install-root', root, '--allow-nonroot', ...hostPolicy]);
       const links = readLinks(root);
       report.links.afterRollback = links;

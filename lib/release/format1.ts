@@ -297,7 +297,8 @@ export interface Format1Install {
  * judged, and the copy kept in tree/.containai/.
  */
 export async function installFormat1(bundlePath: string, work: string, tree: string, version: string, policy: TrustPolicy): Promise<Format1Install> {
-  const copy = join(work, bundleFileName(version));
+  // A name of its own: a downloaded bundle already lies in work under bundleFileName(version).
+  const copy = join(work, `kept-${bundleFileName(version)}`);
   const head = await readHead(bundlePath, copy);
   const signer = await verifyPayloadSignature(head, copy, policy);
   const listed = sumsOf(head);

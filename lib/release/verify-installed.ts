@@ -5,7 +5,8 @@
  * check-health, rollback (of the release going live), the gate's rollback,
  * and install of the version already current.
  *
- *   1. signature  .containai/'s kept material over the tree's SHA256SUMS
+ *   1. signature  the tree's SHA256SUMS is the manifest install.json recorded
+ *                 (manifestSha256), and .containai/'s kept material verifies over it
  *   2. manifest   the tree's release.json, naming the folder's version
  *   3. entries    every entry on disk judged (type, mode, link target, digest),
  *                 nothing unlisted, nothing missing; .containai/ holds only
@@ -18,7 +19,8 @@
  * last full verification.
  */
 import { join } from 'node:path';
-import { KEPT_DIR, RELEASE_FILE, SUMS_FILE } from '../bundle/layout.ts';
+import { INSTALL_RECORD, KEPT_DIR, RELEASE_FILE, SUMS_FILE } from '../bundle/layout.ts';
+import { sha256Bytes } from '../digest.ts';
 import { ContainaiError, isContainaiError } from '../errors.ts';
 import { fsError } from '../fs/errors.ts';
 import { isReleaseRefusal, ReleaseRefusal } from '../manifest/refusal.ts';
@@ -160,6 +162,11 @@ async function verifyManifestRelease(dir: string, record: ManifestRecord, policy
   if (!sums) return fail(new ReleaseRefusal('missing', 'the signed manifest is not there', { entry: SUMS_FILE }));
   if (!releaseJson) return fail(new ReleaseRefusal('missing', 'the manifest lists it, and it is not there', { entry: RELEASE_FILE }));
   const expectedVersion = versionOfDir(dir.split('/').pop() as string);
+  // The manifest install verified and recorded: without this an UNSIGNED release whose file and
+  // SHA256SUMS line were changed together would verify, and a signed one would read as a policy mismatch.
+  if (sha256Bytes(sums) !== record.manifestSha256) {
+    return fail(new ReleaseRefusal('digest', `is not the manifest ${KEPT_DIR}/${INSTALL_RECORD} recorded at install (it was changed after install)`, { entry: SUMS_FILE }));
+  }
   let manifest;
   try {
     await verifyManifestSignature(sums, signatures, policy);

@@ -1,9 +1,11 @@
-/** containai-host check-health as an operator runs it: real dockerd and podman, a hand-installed release, the compiled binary. */
+/** containai-host check-health as an operator runs it: real dockerd and podman, a hand-installed release of the current format (test/helpers/installed-release.ts), the compiled binary. */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectNoStack, host, removeDir, tempDir, TEST_STATE_DIR } from '../helpers/cli.ts';
-import { DEV_PROFILE, handInstall, otherBundle, tamperWithSums } from '../helpers/installed-release.ts';
+import { DEV_PROFILE, handInstall, tamperWithSums } from '../helpers/installed-release.ts';
+import { keySignature } from '../helpers/craft.ts';
+import { makeKeyPair, writeKeyPair } from '../helpers/signing.ts';
 import { requireService, startDockerd, startPodman } from '../helpers/services.ts';
 
 const dirs: string[] = [];
@@ -168,7 +170,22 @@ describe('release', () => {
     tamperWithSums(join(root, 'releases', 'v1.0.0'), 'host/README.md', 'tampered\n');
     const r = await releaseCheck(root);
     expect(r.code).toBe(1);
-    expect(r.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining("the release's SHA256SUMS is not the one in its kept bundle's payload") });
+    // Unsigned: install.json's manifestSha256 is what ties the tree to the manifest install verified.
+    expect(r.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining('releases/v1.0.0/SHA256SUMS: is not the manifest .containai/install.json recorded at install') });
+    expect(r.check('release').fix).toContain('changed after install (SHA256SUMS)');
+  });
+
+  test('signed: a file changed with its line in SHA256SUMS and install.json rewritten to match fails on the kept signature', async () => {
+    const pair = makeKeyPair('ecdsa');
+    const trust = dir('cai-trust-');
+    writeKeyPair(trust, 'release', pair);
+    rmSync(join(trust, 'release.key'));
+    const root = installedRoot({ key: pair });
+    expect((await releaseCheck(root, ['--trust-dir', trust])).check('release').status).toBe('pass'); // stamps it
+    tamperWithSums(join(root, 'releases', 'v1.0.0'), 'host/README.md', 'tampered\n', { andRecord: true });
+    const r = await releaseCheck(root, ['--trust-dir', trust]);
+    expect(r.code).toBe(1);
+    expect(r.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining('SHA256SUMS.sig does not verify with any pinned key') });
   });
 
   test('the stamp lives outside the install root, one per root, so whoever writes the release cannot write it', async () => {
@@ -184,24 +201,29 @@ describe('release', () => {
   test('a mode changed after a stamped check (setuid binary, writable profile) fails', async () => {
     const root = installedRoot();
     expect((await releaseCheck(root)).check('release').status).toBe('warn'); // intact UNSIGNED dev; stamps it
-    chmodSync(join(root, 'current', 'tools', 'containai-host'), 0o4777);
+    chmodSync(join(root, 'current', 'host', 'utils', 'health.sh'), 0o4777);
     const setuid = await releaseCheck(root);
     expect(setuid.code).toBe(1);
-    expect(setuid.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining('tools/containai-host: mode 4777') });
-    chmodSync(join(root, 'current', 'tools', 'containai-host'), 0o755);
+    expect(setuid.check('release')).toMatchObject({ status: 'fail', message: expect.stringContaining('host/utils/health.sh: has mode 4777; the manifest says 0755') });
+    chmodSync(join(root, 'current', 'host', 'utils', 'health.sh'), 0o755);
     expect((await releaseCheck(root)).check('release').status).toBe('warn');
     chmodSync(join(root, 'current', 'host', 'profile.env'), 0o666);
     const writable = await releaseCheck(root);
     expect(writable.code).toBe(1);
-    expect(writable.check('release').message).toContain('host/profile.env: mode 0666');
+    expect(writable.check('release').message).toContain('host/profile.env: has mode 0666; the manifest says 0644');
   });
 
-  test('--full hashes every file again', async () => {
+  test('--full hashes every file of the release again', async () => {
     const root = installedRoot();
     await releaseCheck(root);
     const full = await releaseCheck(root, ['--full']);
     const details = (full.check('release') as Check & { details: { filesHashed: number; filesChecked: number } }).details;
+    // The files checked are the release's: every file SHA256SUMS lists, and SHA256SUMS itself (0 of 0 would pass otherwise).
+    const listed = readFileSync(join(root, 'releases', 'v1.0.0', 'SHA256SUMS'), 'utf8').trim().split('\n').length;
+    expect(listed).toBeGreaterThanOrEqual(4);
+    expect(details.filesChecked).toBe(listed + 1);
     expect(details.filesHashed).toBe(details.filesChecked);
+    expect(full.check('release').message).toContain(`${listed + 1} files`);
   });
 
   test('a file added after install fails', async () => {
@@ -209,15 +231,34 @@ describe('release', () => {
     writeFileSync(join(root, 'current', 'host', 'backdoor.sh'), 'echo hi\n');
     const r = await releaseCheck(root);
     expect(r.code).toBe(1);
-    expect(r.check('release').message).toContain('host/backdoor.sh: not listed in SHA256SUMS');
+    expect(r.check('release').message).toContain('host/backdoor.sh: not listed in the signed manifest');
   });
 
-  test('a kept bundle replaced by another fails', async () => {
+  test('the release replaced by another build of the same version (its manifest and files, coherent) fails: not the manifest install recorded', async () => {
     const root = installedRoot();
-    copyFileSync(otherBundle(dir(), 'v1.0.0'), join(root, 'releases', 'v1.0.0', 'containai-v1.0.0.tar.gz'));
+    const other = handInstall(dir('cai-other-'), { profile: DEV_PROFILE.replace('devlocal', 'other') });
+    for (const rel of ['SHA256SUMS', 'release.json', 'host/profile.env']) copyFileSync(join(other.dir, rel), join(root, 'releases', 'v1.0.0', rel));
     const r = await releaseCheck(root);
     expect(r.code).toBe(1);
-    expect(r.check('release').message).toContain('kept bundle containai-v1.0.0.tar.gz');
+    expect(r.check('release').message).toContain('releases/v1.0.0/SHA256SUMS: is not the manifest .containai/install.json recorded at install');
+  });
+
+  test('the kept signature replaced by one of another key fails; the one install kept passes', async () => {
+    const pair = makeKeyPair('ecdsa');
+    const trust = dir('cai-trust-');
+    writeKeyPair(trust, 'release', pair);
+    rmSync(join(trust, 'release.key'));
+    const root = installedRoot({ key: pair });
+    const ok = await releaseCheck(root, ['--trust-dir', trust]);
+    expect(ok.check('release')).toMatchObject({ status: 'pass', message: expect.stringContaining('signed by key') });
+    const kept = join(root, 'releases', 'v1.0.0', '.containai');
+    const other = keySignature(makeKeyPair('ecdsa'), readFileSync(join(root, 'releases', 'v1.0.0', 'SHA256SUMS')));
+    writeFileSync(join(kept, 'SHA256SUMS.sigstore.json'), other.sigstoreBundle);
+    writeFileSync(join(kept, 'SHA256SUMS.sig'), other.sig);
+    const r = await releaseCheck(root, ['--trust-dir', trust]);
+    expect(r.code).toBe(1);
+    expect(r.check('release').status).toBe('fail');
+    expect(r.check('release').message).toContain('does not verify with any pinned key');
   });
 
   test('UNSIGNED on a prod host fails', async () => {
@@ -230,7 +271,7 @@ describe('release', () => {
   test('with policy flags that refuse unsigned releases, an UNSIGNED install fails', async () => {
     const r = await releaseCheck(installedRoot(), ['--repo', 'acme/containai']);
     expect(r.code).toBe(1);
-    expect(r.check('release').message).toContain('UNSIGNED');
+    expect(r.check('release').message).toContain('SHA256SUMS is unsigned');
   });
 
   test('releases/ or state/ as a symlink out of the root fails, and nothing is read or written there', async () => {

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { host, removeDir, tempDir } from '../helpers/cli.ts';
+import { host, removeDir, REPO_ROOT, tempDir } from '../helpers/cli.ts';
 import { expectIntact, makeTestBundle, startReleaseServer, type ReleaseServer } from '../helpers/release-server.ts';
 
 const TOKEN = 'ghp_TestTokenThatMustNeverLeak1234567890';
@@ -64,8 +64,8 @@ describe('download from GitHub Releases', () => {
     expect(github[0]?.path).toBe(`/${REPO}/releases/download/v1.1.0/containai-v1.1.0.tar.gz`);
     expect(storage.length).toBe(1);
     expect(storage[0]?.headers.authorization).toBeUndefined();
-    expectNoToken(r.stdout, r.stderr, readFileSync(join(root, 'current', 'install.json'), 'utf8'), readFileSync(join(root, 'state', 'events.jsonl'), 'utf8'));
-    expect(JSON.parse(readFileSync(join(root, 'current', 'install.json'), 'utf8')).source).toBe(`${server.storageUrl}/blob/${REPO}/releases/download/v1.1.0/containai-v1.1.0.tar.gz`);
+    expectNoToken(r.stdout, r.stderr, readFileSync(join(root, 'current', '.containai', 'install.json'), 'utf8'), readFileSync(join(root, 'state', 'events.jsonl'), 'utf8'));
+    expect(JSON.parse(readFileSync(join(root, 'current', '.containai', 'install.json'), 'utf8')).source).toBe(`${server.storageUrl}/blob/${REPO}/releases/download/v1.1.0/containai-v1.1.0.tar.gz`);
   });
 
   test.each([
@@ -117,6 +117,22 @@ describe('download from GitHub Releases', () => {
     expect(r.stderr).toContain('redirect to plain http');
     expectNoToken(r.stderr);
     expectIntact(root, 'v1.0.0');
+  });
+
+  test('a bundle of the first format downloads, verifies and installs, its bundle kept in .containai/', async () => {
+    const fixtures = join(REPO_ROOT, 'test', 'fixtures', 'format1');
+    server.publish(REPO, 'v0.9.0', join(fixtures, 'containai-v0.9.0.tar.gz'));
+    const root = join(work, `root${roots++}`);
+    const r = await download(root, 'v0.9.0', ['--key', join(fixtures, 'key.pub')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readlinkSync(join(root, 'current'))).toBe('releases/v0.9.0');
+    expect(readdirSync(join(root, 'releases', 'v0.9.0', '.containai')).sort()).toEqual(['containai-v0.9.0.tar.gz', 'install.json']);
+    const record = JSON.parse(readFileSync(join(root, 'current', '.containai', 'install.json'), 'utf8'));
+    expect(record).toMatchObject({ format: 1, version: 'v0.9.0', signer: { kind: 'key' } });
+    expect(record.source).toBe(`${server.storageUrl}/blob/${REPO}/releases/download/v0.9.0/containai-v0.9.0.tar.gz`);
+    expect(readdirSync(join(root, 'releases'))).toEqual(['v0.9.0']);
+    const verify = await host(['install', '--verify-only', '--install-root', root, '--key', join(fixtures, 'key.pub')]);
+    expect(verify.code, verify.stderr).toBe(0);
   });
 
   test('CONTAINAI_GITHUB_URL must be https unless it is a loopback test server', async () => {

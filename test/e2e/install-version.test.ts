@@ -1,10 +1,10 @@
 /**
- * The version is bound into the signed payload (payload/release.json, listed
+ * The version is bound into the signed manifest (payload/release.json, listed
  * in SHA256SUMS): a validly signed old release served under a newer version's
  * name is refused before anything becomes current, whether it comes from the
  * release server, --asset-dir or --bundle; and --verify-only finds a release
- * whose install.json and release.json disagree. Every refusal checks that
- * current is unchanged, no staging is left and the downgrade floor did not move.
+ * relabelled on disk as another version. Every refusal checks that current is
+ * unchanged, no staging is left and the downgrade floor did not move.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -76,7 +76,7 @@ describe('the payload names its version', () => {
     const r = await host(['install', '--version', 'v1.1.0', '--repo', REPO, '--install-root', root, ...SIGNED_POLICY()], { env: { CONTAINAI_GITHUB_URL: server.url } });
     expectRefusedUnchanged(root, r, floorBefore);
     // The signature itself is valid: what is refused is the version, and the message names both.
-    expect(r.stderr).toContain('refusing to install v1.1.0: the payload is release v1.0.0 (its release.json), not v1.1.0');
+    expect(r.stderr).toContain('this is release v1.0.0 (its release.json), not v1.1.0');
     const events = readFileSync(join(root, 'state', 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(events.at(-1)).toMatchObject({ action: 'install', version: 'v1.1.0', outcome: 'refused' });
     // The real v1.1.0 still installs afterwards.
@@ -84,7 +84,7 @@ describe('the payload names its version', () => {
     const good = await host(['install', '--version', 'v1.1.0', '--repo', REPO, '--install-root', root, ...SIGNED_POLICY()], { env: { CONTAINAI_GITHUB_URL: server.url } });
     expect(good.code, good.stderr).toBe(0);
     expectIntact(root, 'v1.1.0');
-    expect(JSON.parse(readFileSync(join(root, 'current', 'release.json'), 'utf8'))).toEqual({ version: 'v1.1.0' });
+    expect(JSON.parse(readFileSync(join(root, 'current', 'release.json'), 'utf8'))).toMatchObject({ format: 2, version: 'v1.1.0' });
   }, 60_000);
 
   test("v1.0.0's signed bundle renamed containai-v1.1.0.tar.gz in --asset-dir or as --bundle is refused", async () => {
@@ -95,10 +95,10 @@ describe('the payload names its version', () => {
     copyFileSync(signed['v1.0.0']!.bundle, join(assets, 'containai-v1.1.0.tar.gz'));
     const fromDir = await host(['install', '--version', 'v1.1.0', '--asset-dir', assets, '--install-root', root, ...SIGNED_POLICY()]);
     expectRefusedUnchanged(root, fromDir, floorBefore);
-    expect(fromDir.stderr).toContain('the payload is release v1.0.0');
+    expect(fromDir.stderr).toContain('this is release v1.0.0 (its release.json), not v1.1.0');
     const fromFile = await host(['install', '--version', 'v1.1.0', '--bundle', join(assets, 'containai-v1.1.0.tar.gz'), '--install-root', root, ...SIGNED_POLICY()]);
     expectRefusedUnchanged(root, fromFile, floorBefore);
-    expect(fromFile.stderr).toContain('the payload is release v1.0.0');
+    expect(fromFile.stderr).toContain('this is release v1.0.0 (its release.json), not v1.1.0');
   }, 60_000);
 
   test('--bundle named for another version is refused before it is read', async () => {
@@ -116,10 +116,10 @@ describe('the payload names its version', () => {
   }, 60_000);
 
   test.each([
-    ['a payload without release.json', { payloadVersion: null }, 'the payload has no release.json'],
-    ['a release.json naming another version', { payloadVersion: 'v1.0.0' }, 'the payload is release v1.0.0 (its release.json), not v1.1.0'],
-    ['a release.json that is not JSON', { files: { 'release.json': 'version=v1.1.0\n' } }, 'release.json is not JSON'],
-    ['a release.json without a version', { files: { 'release.json': '{"name":"v1.1.0"}\n' } }, 'release.json: version:'],
+    ['a payload without release.json', { payloadVersion: null }, 'the payload must open with SHA256SUMS and release.json'],
+    ['a release.json naming another version', { payloadVersion: 'v1.0.0' }, 'this is release v1.0.0 (its release.json), not v1.1.0'],
+    ['a release.json that is not JSON', { releaseJson: 'version=v1.1.0\n' }, 'release.json is not JSON'],
+    ['a release.json without a version', { releaseJson: '{"format":2,"entries":{}}\n' }, 'release.json: version:'],
   ] as const)('%s is refused (unsigned path, sums intact)', async (_name, options, message) => {
     const root = newRoot();
     const assets = join(work, `assets${roots}`);
@@ -134,8 +134,8 @@ describe('the payload names its version', () => {
   });
 });
 
-describe('verify-only ties SHA256SUMS to the signed payload', () => {
-  test('a file changed together with its line in SHA256SUMS is found, and nothing changes', async () => {
+describe('verify-only ties SHA256SUMS to the signature kept in .containai/', () => {
+  test('a file changed together with its line in SHA256SUMS is found, even with install.json rewritten to match, and nothing changes', async () => {
     const root = await rootWithSignedV1();
     const dir = join(root, 'releases', 'v1.0.0');
     const listed = readFileSync(join(dir, 'SHA256SUMS'), 'utf8').split('\n').map((line) => line.slice(66));
@@ -144,32 +144,38 @@ describe('verify-only ties SHA256SUMS to the signed payload', () => {
     const r = await host(['install', '--verify-only', '--install-root', root, ...SIGNED_POLICY()]);
     expect(r.code).toBe(1);
     expectNoStack(r.stderr);
-    expect(r.stderr).toContain("the release's SHA256SUMS is not the one in its kept bundle's payload");
+    expect(r.stderr).toContain('releases/v1.0.0/SHA256SUMS: is not the manifest .containai/install.json recorded at install');
+    // Whoever can write the release can write install.json too: then the kept signature over SHA256SUMS decides.
+    tamperWithSums(dir, target, 'echo evil\n', { andRecord: true });
+    const signed = await host(['install', '--verify-only', '--install-root', root, ...SIGNED_POLICY()]);
+    expect(signed.code).toBe(1);
+    expectNoStack(signed.stderr);
+    expect(signed.stderr).toContain('releases/v1.0.0: SHA256SUMS.sig does not verify with any pinned key');
     expect(readlinkSync(join(root, 'current'))).toBe('releases/v1.0.0');
     expect(readFileSync(join(dir, target), 'utf8')).toBe('echo evil\n');
   }, 60_000);
 });
 
-describe('verify-only checks release.json against install.json', () => {
+describe('verify-only checks release.json against the folder and install.json', () => {
   test('a release moved and relabelled as another version is found, and nothing changes', async () => {
     const root = await rootWithSignedV1();
     const ok = await host(['install', '--verify-only', '--install-root', root, ...SIGNED_POLICY()]);
     expect(ok.code, ok.stderr).toBe(0);
-    // Relabel v1.0.0 as v1.1.0 on disk: folder, kept bundle name, install.json. SHA256SUMS and the signature still pass.
+    // Relabel v1.0.0 as v1.1.0 on disk: folder and .containai/install.json. SHA256SUMS and the signature still pass.
     const from = join(root, 'releases', 'v1.0.0');
     const to = join(root, 'releases', 'v1.1.0');
     renameSync(from, to);
-    renameSync(join(to, 'containai-v1.0.0.tar.gz'), join(to, 'containai-v1.1.0.tar.gz'));
-    const record = JSON.parse(readFileSync(join(to, 'install.json'), 'utf8'));
-    writeFileSync(join(to, 'install.json'), JSON.stringify({ ...record, version: 'v1.1.0', bundle: 'containai-v1.1.0.tar.gz' }));
+    const recordPath = join(to, '.containai', 'install.json');
+    const record = JSON.parse(readFileSync(recordPath, 'utf8'));
+    writeFileSync(recordPath, JSON.stringify({ ...record, version: 'v1.1.0' }));
     rmSync(join(root, 'current'));
     symlinkSync('releases/v1.1.0', join(root, 'current'));
     const r = await host(['install', '--verify-only', '--install-root', root, ...SIGNED_POLICY()]);
     expect(r.code).toBe(1);
     expectNoStack(r.stderr);
-    expect(r.stderr).toContain('releases/v1.1.0/release.json names release v1.0.0, but install.json names v1.1.0');
+    expect(r.stderr).toContain('releases/v1.1.0: this is release v1.0.0 (its release.json), not v1.1.0');
     expect(readlinkSync(join(root, 'current'))).toBe('releases/v1.1.0');
-    expect(JSON.parse(readFileSync(join(to, 'release.json'), 'utf8'))).toEqual({ version: 'v1.0.0' });
+    expect(JSON.parse(readFileSync(join(to, 'release.json'), 'utf8'))).toMatchObject({ format: 2, version: 'v1.0.0' });
   }, 60_000);
 
   test('a release without release.json does not verify', async () => {
@@ -177,7 +183,7 @@ describe('verify-only checks release.json against install.json', () => {
     handInstall(root, { version: 'v1.0.0', payloadVersion: null });
     const r = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('releases/v1.0.0/release.json: missing');
+    expect(r.stderr).toContain('releases/v1.0.0/release.json: the manifest lists it, and it is not there');
     const good = newRoot();
     handInstall(good, { version: 'v1.0.0' });
     const ok = await host(['install', '--verify-only', '--install-root', good, '--allow-unsigned']);

@@ -1,22 +1,18 @@
 /**
  * containai-host install / rollback / status / prune through the compiled
- * binary. Every refusal also checks that nothing was lost or half-written:
- * current still names the old complete release (its SHA256SUMS checked here,
+ * binary, with releases of the current format (test/helpers/craft.ts). Every
+ * refusal also checks that nothing was lost or half-written: current still
+ * names the old complete release (checked against its own manifest here,
  * independently of the code under test) and no staging is left.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import {
-  bundleAround,
-  gzipBomb,
-  hostileBundles,
-  hostilePayloads,
-  manyEntriesTarGz,
-} from '../helpers/archives.ts';
+import { garbage, gzipBomb, hostilePayloads, type TarSpec, truncate } from '../helpers/archives.ts';
 import { expectNoStack, host, removeDir, tempDir } from '../helpers/cli.ts';
-import { expectIntact, makeTestBundle } from '../helpers/release-server.ts';
+import { craftRelease, type CraftSpec } from '../helpers/craft.ts';
+import { expectIntact, makeTestBundle, testTree } from '../helpers/release-server.ts';
 import { tamperWithSums } from '../helpers/installed-release.ts';
 import { acquireLock } from '../../lib/release/lock.ts';
 import { installLayout } from '../../lib/release/layout.ts';
@@ -36,6 +32,7 @@ beforeAll(() => {
 });
 
 const UNSIGNED = ['--allow-unsigned', '--allow-nonroot'];
+const sha256 = (bytes: Uint8Array | string) => createHash('sha256').update(bytes).digest('hex');
 
 function install(root: string, version: string, ...extra: string[]) {
   return host(['install', '--version', version, '--asset-dir', assets, '--install-root', root, ...UNSIGNED, ...extra]);
@@ -52,20 +49,33 @@ async function freshRoot(version = 'v1.0.0'): Promise<string> {
   return root;
 }
 
+/** A member of a bundle, read with the system's tar (not the code under test). */
+function bundleMember(bundle: string, member: string): Buffer {
+  const r = Bun.spawnSync(['tar', '-xzOf', bundle, member], { stdout: 'pipe', stderr: 'pipe' });
+  if (r.exitCode !== 0) throw new Error(`tar -xzOf ${bundle} ${member}: ${r.stderr.toString()}`);
+  return r.stdout;
+}
+
 describe('install', () => {
-  test('installs from --asset-dir, keeps the bundle, writes install.json, logs the event', async () => {
+  test('installs from --asset-dir, keeps the manifest and install.json in .containai/ (not the bundle), logs the event', async () => {
     const root = join(scratch(), 'opt');
     const r = await install(root, 'v1.0.0', '--json');
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
-    expect(doc).toMatchObject({ ok: true, outcome: 'installed', version: 'v1.0.0', signer: 'UNSIGNED' });
-    expect(doc.steps.map((s: { name: string }) => s.name)).toEqual(['fetch', 'read', 'check-hash', 'verify', 'extract', 'check-sums', 'check-release', 'keep', 'sync', 'place', 'activate']);
+    expect(doc).toMatchObject({ ok: true, outcome: 'installed', version: 'v1.0.0', signer: 'UNSIGNED', format: 2 });
+    expect(doc.steps.map((s: { name: string }) => s.name)).toEqual(['fetch', 'verify', 'decide', 'extract', 'keep', 'sync', 'floor', 'place', 'activate']);
     expectIntact(root, 'v1.0.0');
     expect(lstatSync(join(root, 'current')).isSymbolicLink()).toBe(true);
     expect(existsSync(join(root, 'previous'))).toBe(false);
-    const record = JSON.parse(readFileSync(join(root, 'releases/v1.0.0/install.json'), 'utf8'));
-    expect(record).toMatchObject({ version: 'v1.0.0', signer: 'UNSIGNED', bundle: 'containai-v1.0.0.tar.gz' });
-    expect(record.bundleSha256).toBe(createHash('sha256').update(readFileSync(join(assets, 'containai-v1.0.0.tar.gz'))).digest('hex'));
+    const bundle = join(assets, 'containai-v1.0.0.tar.gz');
+    const record = JSON.parse(readFileSync(join(root, 'releases/v1.0.0/.containai/install.json'), 'utf8'));
+    expect(record).toMatchObject({ format: 2, version: 'v1.0.0', signer: 'UNSIGNED', source: bundle });
+    // What is recorded and kept is the manifest the bundle carried, not the bundle: the tree's
+    // SHA256SUMS is the bundle's, byte for byte, and no copy of the bundle stays behind.
+    expect(record.manifestSha256).toBe(sha256(bundleMember(bundle, 'SHA256SUMS')));
+    expect(readFileSync(join(root, 'releases/v1.0.0/SHA256SUMS')).equals(bundleMember(bundle, 'SHA256SUMS'))).toBe(true);
+    expect(readdirSync(join(root, 'releases/v1.0.0/.containai'))).toEqual(['install.json']);
+    expect(readdirSync(join(root, 'releases/v1.0.0')).filter((n) => n.endsWith('.tar.gz'))).toEqual([]);
     expect(events(root).at(-1)).toMatchObject({ action: 'install', version: 'v1.0.0', outcome: 'ok' });
   });
 
@@ -93,7 +103,7 @@ describe('install', () => {
     const before = lstatSync(join(root, 'releases/v1.1.0')).ino;
     const again = await install(root, 'v1.1.0');
     expect(again.code).toBe(0);
-    expect(again.stderr).toContain('already current');
+    expect(again.stdout).toContain('already current');
     expect(lstatSync(join(root, 'releases/v1.1.0')).ino).toBe(before);
     const forced = await install(root, 'v1.1.0', '--force');
     expect(forced.code, forced.stderr).toBe(0);
@@ -130,7 +140,7 @@ describe('install', () => {
     const root = await freshRoot();
     const r = await host(['install', '--version', 'v1.1.0', '--asset-dir', assets, '--install-root', root, '--allow-nonroot']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('unsigned');
+    expect(r.stderr).toContain('SHA256SUMS is unsigned');
     expectIntact(root, 'v1.0.0');
   });
 
@@ -143,6 +153,23 @@ describe('install', () => {
   });
 });
 
+/** A payload's manifest entries as craftRelease writes them: the top folder, SHA256SUMS, release.json. */
+const MANIFEST_ENTRIES = 3;
+
+/**
+ * A release of the current format whose payload opens with a good manifest (SHA256SUMS and
+ * release.json, both as signed) and then holds the hostile entries: the extractor's structural
+ * policy judges each entry before the manifest's checks do, so the hostile entry meets it first.
+ */
+function hostileRelease(dir: string, hostile: readonly TarSpec[], tree?: CraftSpec): string {
+  const rest = hostile.filter((e) => e.name !== 'payload/');
+  return craftRelease(dir, {
+    version: 'v1.2.0',
+    tree: tree ?? testTree('v1.2.0'),
+    editPayload: (entries) => [...entries.slice(0, MANIFEST_ENTRIES), ...rest, ...entries.slice(MANIFEST_ENTRIES)],
+  }).bundle;
+}
+
 describe('bad input changes nothing', () => {
   const outsideDir = () => {
     const d = join(scratch(), 'outside');
@@ -151,27 +178,68 @@ describe('bad input changes nothing', () => {
     return d;
   };
 
-  const payloadCases: Array<[string, (outside: string) => Buffer]> = [
-    ['path traversal (../)', (o) => bundleAround(hostilePayloads.traversal(o))],
-    ['an absolute path', (o) => bundleAround(hostilePayloads.absolute(o))],
-    ['a symlink out of the release, then a file written through it', (o) => bundleAround(hostilePayloads.symlinkThenWrite(o))],
-    ['a symlink that leaves the release', () => bundleAround(hostilePayloads.symlinkOutside())],
-    ['a hardlink to a file outside', (o) => bundleAround(hostilePayloads.hardlinkOutside(o))],
-    ['a character device', () => bundleAround(hostilePayloads.charDevice())],
-    ['a FIFO', () => bundleAround(hostilePayloads.fifo())],
-    ['a setuid file', () => bundleAround(hostilePayloads.setuid())],
-    ['a setgid file', () => bundleAround(hostilePayloads.setgid())],
-    ['an entry declaring a huge size', () => bundleAround(hostilePayloads.hugeDeclaredSize())],
-    ['a path 2,000 folders deep', () => bundleAround(hostilePayloads.deepPath(2000))],
-    ['the same name twice', () => bundleAround(hostilePayloads.duplicateFile())],
-    ['100,000 tiny entries', () => bundleAround(manyEntriesTarGz(100_000))],
-    ['a gzip bomb', () => bundleAround(gzipBomb(2 ** 35))],
-    ['a bundle with a member SPEC does not name', () => hostileBundles.unknownMember()],
-    ['a truncated bundle', () => hostileBundles.truncated()],
-    ['a bundle without payload.sha256', () => hostileBundles.missingSha256()],
-    ['a bundle without payload.tar.gz', () => hostileBundles.missingPayload()],
-    ['a payload.sha256 mismatch', () => hostileBundles.shaMismatch()],
-    ['garbage', () => hostileBundles.garbage()],
+  /** Each case writes containai-v1.2.0.tar.gz into dir and returns its path; the refusal it must meet. */
+  const cases: Array<[string, (dir: string, outside: string) => string, RegExp]> = [
+    ['path traversal (../)', (d, o) => hostileRelease(d, hostilePayloads.traversal(o)), /"\.\." component/],
+    ['an absolute path', (d, o) => hostileRelease(d, hostilePayloads.absolute(o)), /absolute path|outside the top folder/],
+    ['a symlink out of the release, then a file written through it', (d, o) => hostileRelease(d, hostilePayloads.symlinkThenWrite(o)), /points to an absolute path/],
+    [
+      // Listed in the signed manifest too, so no "not listed" can stop it first: release.json itself is refused.
+      'a symlink that leaves the release',
+      (d) => craftRelease(d, { version: 'v1.2.0', tree: { ...testTree('v1.2.0'), passwd: { symlink: '../../../../../../etc/passwd' } } }).bundle,
+      /passwd: -> "\.\.\/\.\.\/\.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd" .*(outside|leaves)/,
+    ],
+    ['a hardlink to a file outside', (d, o) => hostileRelease(d, hostilePayloads.hardlinkOutside(o)), /is a hardlink/],
+    ['a character device', (d) => hostileRelease(d, hostilePayloads.charDevice()), /is a character device/],
+    ['a FIFO', (d) => hostileRelease(d, hostilePayloads.fifo()), /is a FIFO/],
+    ['a setuid file', (d) => hostileRelease(d, hostilePayloads.setuid()), /setuid bit/],
+    ['a setgid file', (d) => hostileRelease(d, hostilePayloads.setgid()), /setgid bit/],
+    ['an entry declaring a huge size', (d) => hostileRelease(d, hostilePayloads.hugeDeclaredSize()), /declares 1099511627776 bytes/],
+    ['a path 2,000 folders deep', (d) => hostileRelease(d, hostilePayloads.deepPath(2000)), /longer than 1024 bytes/],
+    // a.txt is listed, so its first entry passes every check; the second is the same name again.
+    ['the same name twice', (d) => hostileRelease(d, hostilePayloads.duplicateFile().slice(2), { ...testTree('v1.2.0'), 'a.txt': 'first' }), /appears twice/],
+    [
+      // Every one of them listed in the signed manifest: only the entry limit stops it.
+      '100,000 tiny entries',
+      (d) => craftRelease(d, { version: 'v1.2.0', tree: { ...testTree('v1.2.0'), ...Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`many/f${i}`, ''])) } }).bundle,
+      /more than 50000 entries/,
+    ],
+    [
+      'a gzip bomb',
+      (d) => craftRelease(d, { version: 'v1.2.0', tree: testTree('v1.2.0'), payloadBytes: (entries) => gzipBomb(2 ** 35, entries.slice(0, MANIFEST_ENTRIES)) }).bundle,
+      /declares 34359738368 bytes/,
+    ],
+    ['a bundle with a member SPEC does not name', (d) => makeTestBundle(d, 'v1.2.0', { members: { 'install.sh': '#!/bin/sh\n' } }), /"install.sh" is not a member SPEC names/],
+    [
+      'a truncated bundle',
+      (d) => {
+        const path = makeTestBundle(d, 'v1.2.0');
+        writeFileSync(path, truncate(readFileSync(path)));
+        return path;
+      },
+      /truncated|unexpected end|cannot be unpacked/,
+    ],
+    ['a bundle without payload.sha256', (d) => makeTestBundle(d, 'v1.2.0', { omit: 'payload.sha256' }), /lacks payload.sha256/],
+    ['a bundle without payload.tar.gz', (d) => makeTestBundle(d, 'v1.2.0', { omit: 'payload.tar.gz' }), /lacks payload.tar.gz/],
+    [
+      // The first format trusted payload.sha256; now SHA256SUMS is the anchor: another build's payload, with a
+      // payload.sha256 that matches it, is refused because its SHA256SUMS is not the one the bundle verified.
+      "another build's payload.tar.gz, with a payload.sha256 that matches it",
+      (d) => {
+        const other = craftRelease(join(d, 'other'), { version: 'v1.2.0', tree: testTree('v1.2.0', { 'host/profile.env': 'IMAGE_PREFIX=mallory\n' }) }).payload;
+        return makeTestBundle(d, 'v1.2.0', { members: { 'payload.tar.gz': other, 'payload.sha256': `${sha256(other)}  payload.tar.gz\n` } });
+      },
+      /SHA256SUMS: is not the SHA256SUMS whose signature was verified/,
+    ],
+    [
+      'garbage',
+      (d) => {
+        const path = join(d, 'containai-v1.2.0.tar.gz');
+        writeFileSync(path, garbage());
+        return path;
+      },
+      /not valid gzip|cannot be unpacked/,
+    ],
   ];
 
   let root: string;
@@ -180,12 +248,12 @@ describe('bad input changes nothing', () => {
     expect((await install(root, 'v1.1.0')).code).toBe(0);
   });
 
-  test.each(payloadCases)('%s', async (_name, make) => {
+  test.each(cases)('%s', async (_name, make, message) => {
     const outside = outsideDir();
-    const file = join(scratch(), 'containai-v1.2.0.tar.gz');
-    writeFileSync(file, make(outside));
+    const file = make(scratch(), outside);
     const r = await host(['install', '--version', 'v1.2.0', '--bundle', file, '--install-root', root, ...UNSIGNED]);
     expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(message);
     expectNoStack(r.stderr);
     expectIntact(root, 'v1.1.0');
     expect(readlinkSync(join(root, 'previous'))).toBe('releases/v1.0.0');
@@ -196,10 +264,10 @@ describe('bad input changes nothing', () => {
   }, 60_000);
 
   test.each([
-    ['a SHA256SUMS mismatch', { sumsMismatch: true }, 'does not match'],
-    ['a file SHA256SUMS does not list', { unlisted: { 'host/extra.sh': 'echo sneaky\n' } }, 'not listed'],
-    ['payload.sha256 mismatch', { payloadShaMismatch: true }, 'payload.sha256'],
-    ['a payload that writes install.json itself', { files: { 'install.json': '{}' } }, 'install.json'],
+    ['a file whose content is not its SHA256SUMS line', { sumsMismatch: true }, 'README.md: content does not match SHA256SUMS'],
+    ['a file the manifest does not list', { unlisted: { 'host/extra.sh': 'echo sneaky\n' } }, 'host/extra.sh: not listed in the signed manifest'],
+    // install.json lives in .containai/ now: a payload may not hold that name at all.
+    ['a payload that writes .containai/install.json itself', { files: { '.containai/install.json': '{}' } }, '.containai: a name the install reserves for itself'],
   ] as const)('%s', async (_name, options, message) => {
     const dir = scratch();
     makeTestBundle(dir, 'v1.2.0', options);
@@ -228,25 +296,27 @@ describe('verify-only', () => {
     const root = await freshRoot();
     const ok = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned', '--json']);
     expect(ok.code, ok.stderr).toBe(0);
+    // README.md, VERSION, host/profile.env, host/utils/run.sh, release.json and SHA256SUMS itself.
     expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, filesChecked: 6 });
     // Installed unsigned: without --allow-unsigned that is a problem.
     const strict = await host(['install', '--verify-only', '--install-root', root]);
     expect(strict.code).toBe(1);
-    expect(strict.stderr).toContain('UNSIGNED');
+    expect(strict.stderr).toContain('unsigned');
     writeFileSync(join(root, 'current', 'host', 'extra'), 'x');
     const extra = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
     expect(extra.code).toBe(1);
-    expect(extra.stderr).toContain('host/extra: not listed in SHA256SUMS');
+    expect(extra.stderr).toContain('releases/v1.0.0/host/extra: not listed in the signed manifest');
     rmSync(join(root, 'current', 'host', 'extra'));
     writeFileSync(join(root, 'current', 'host', 'profile.env'), 'IMAGE_PREFIX=evil\n');
     const tampered = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
     expect(tampered.code).toBe(1);
-    expect(tampered.stderr).toContain('host/profile.env: content does not match');
+    expect(tampered.stderr).toContain('releases/v1.0.0/host/profile.env: content does not match SHA256SUMS');
     expect(readlinkSync(join(root, 'current'))).toBe('releases/v1.0.0');
     expect(events(root).at(-1)).toMatchObject({ action: 'verify', outcome: 'refused', version: 'v1.0.0' });
   });
 
-  test('a file changed together with its line in SHA256SUMS is found against the kept bundle, and nothing changes', async () => {
+  test('a file changed together with its line in SHA256SUMS is found: SHA256SUMS is not the manifest install.json recorded, and nothing changes', async () => {
+    // Unsigned, so no signature can tell: the manifest install verified is tied to the tree by install.json's manifestSha256.
     const root = await freshRoot();
     const dir = join(root, 'releases', 'v1.0.0');
     tamperWithSums(dir, 'host/profile.env', 'IMAGE_PREFIX=evil\n');
@@ -254,21 +324,21 @@ describe('verify-only', () => {
     const r = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
     expect(r.code).toBe(1);
     expectNoStack(r.stderr);
-    expect(r.stderr).toContain("the release's SHA256SUMS is not the one in its kept bundle's payload");
+    expect(r.stderr).toContain('releases/v1.0.0/SHA256SUMS: is not the manifest .containai/install.json recorded at install');
     expect(readFileSync(join(dir, 'SHA256SUMS'))).toEqual(sumsBefore);
     expect(readFileSync(join(dir, 'host', 'profile.env'), 'utf8')).toBe('IMAGE_PREFIX=evil\n');
     expect(readlinkSync(join(root, 'current'))).toBe('releases/v1.0.0');
   });
 
-  test('a file or folder whose mode install would not write (setuid, group or other writable) fails', async () => {
+  test('a file or folder whose mode is not the one the manifest gives (setuid, group or other writable) fails', async () => {
     const root = await freshRoot();
     const verify = () => host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
     expect((await verify()).code).toBe(0);
     const cases: Array<[string, number, number, string]> = [
-      ['tools/containai-host', 0o4777, 0o755, 'tools/containai-host: mode 4777'],
-      ['host/profile.env', 0o666, 0o644, 'host/profile.env: mode 0666'],
-      ['host', 0o775, 0o755, 'host: mode 0775'],
-      ['.', 0o1777, 0o755, '/.: mode 1777'],
+      ['host/utils/run.sh', 0o4755, 0o755, 'host/utils/run.sh: has mode 4755; the manifest says 0755'],
+      ['host/profile.env', 0o666, 0o644, 'host/profile.env: has mode 0666; the manifest says 0644'],
+      ['host', 0o775, 0o755, 'host: has mode 0775; the manifest says 0755'],
+      ['.', 0o1777, 0o755, 'releases/v1.0.0/.: the release folder has mode 1777'],
     ];
     for (const [rel, bad, good, message] of cases) {
       const path = join(root, 'releases', 'v1.0.0', rel);
@@ -315,7 +385,7 @@ describe('rollback and prune', () => {
     expectIntact(root, 'v1.0.0');
   });
 
-  test('a previous whose file and SHA256SUMS line were both changed is refused: SHA256SUMS must be the kept payload\'s', async () => {
+  test("a previous whose file and SHA256SUMS line were both changed is refused: SHA256SUMS must be the manifest install.json recorded", async () => {
     const root = await freshRoot();
     expect((await install(root, 'v1.1.0')).code).toBe(0);
     tamperWithSums(join(root, 'releases', 'v1.0.0'), 'README.md', 'tampered, and SHA256SUMS rewritten to match');
@@ -336,7 +406,7 @@ describe('rollback and prune', () => {
     const before = links(root);
     const r = await rollback(root);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('UNSIGNED');
+    expect(r.stderr).toContain('SHA256SUMS is unsigned');
     expect(r.stderr).toContain('--allow-unsigned');
     expect(links(root)).toEqual(before);
     expect(events(root).at(-1)).toMatchObject({ action: 'rollback', version: 'v1.0.0', outcome: 'refused' });
@@ -469,7 +539,7 @@ describe('links planted under the install root are not followed out of it', () =
     writeFileSync(join(root, 'current', 'host', 'extra'), 'x');
     const refused = await host(['install', '--verify-only', '--install-root', root, '--allow-unsigned']);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('host/extra: not listed in SHA256SUMS');
+    expect(refused.stderr).toContain('host/extra: not listed in the signed manifest');
     expect(victim.snapshot()).toEqual(before);
   });
 

@@ -9,7 +9,7 @@
  * each and would triple the time); the operator's steps run dist/containai-host.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
-import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RehearsalReport } from '../../scripts/rehearse.ts';
 import { baseEnv, removeDir, REPO_ROOT, tempDir } from '../helpers/cli.ts';
@@ -104,7 +104,11 @@ describe('scripts/rehearse.ts', () => {
     for (const v of ['v1.0.0', 'v3.0.0']) {
       const sums = Bun.spawnSync(['sha256sum', '--strict', '-c', 'SHA256SUMS'], { cwd: join(root, 'releases', v) });
       expect(sums.exitCode, sums.stderr.toString()).toBe(0);
-      expect(existsSync(join(root, 'releases', v, `containai-${v}.tar.gz`))).toBe(true);
+      // Kept: the attestation that verified the manifest, and install.json naming that manifest; no bundle.
+      expect(readdirSync(join(root, 'releases', v, '.containai')).sort()).toEqual(['attestation.intoto.jsonl', 'install.json']);
+      const record = JSON.parse(readFileSync(join(root, 'releases', v, '.containai', 'install.json'), 'utf8'));
+      expect(record).toMatchObject({ format: 2, version: v, manifestSha256: report.releases.find((r) => r.version === v)?.sumsSha256 });
+      expect(existsSync(join(root, 'releases', v, `containai-${v}.tar.gz`))).toBe(false);
     }
 
     // The registry password (services.ts makes pw-<uuid>) travelled only in GHCR_PAT.

@@ -97,7 +97,13 @@ async function runAgent(bin: string, args: string[], env: Record<string, string>
 const update = (bin: string, rel: string, extra: string[] = [], env: Record<string, string> = {}) =>
   runAgent(bin, ['self-update', '--asset-dir', rel, '--key', releaseKey.pub, '--trust-dir', emptyTrust, ...extra], env);
 
-const versionOf = async (bin: string) => (await runAgent(bin, ['--version'])).stdout.trim();
+/** The release version an agent says it is: `--version` prints `containai-host v1.1.0 (<commit>)`. */
+async function versionOf(bin: string): Promise<string> {
+  const line = (await runAgent(bin, ['--version'])).stdout.trim();
+  const match = /^containai-host (\S+) \([^)]+\)$/.exec(line);
+  if (!match) throw new Error(`${bin} --version printed ${JSON.stringify(line)}, not "containai-host <version> (<commit>)"`);
+  return match[1] as string;
+}
 
 /** The agent is byte for byte what it was, nothing was kept as .previous, and no temp file is left. */
 function expectUntouched(bin: string, binDir: string, original: string): void {

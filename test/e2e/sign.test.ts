@@ -185,6 +185,17 @@ describe('containai-build sign', () => {
     const rel = await makeRelease();
     const before = snapshot(rel);
     const keys = writeKeyPair(tempDir(), 'k', makeKeyPair('ecdsa'));
+    for (const args of [['--key', 'env://COSIGN_KEY'], ['--key', keys.pub], ['--key', keys.key, '--version', 'v0.0.0-missing']]) {
+      const r = await build(['sign', '--version', 'v1.2.3', '--out', rel.out, ...args]);
+      expect(r.code).toBe(1);
+      expectNoStack(r.stderr);
+    }
+    const missing = await build(['sign', '--version', 'v0.0.0', '--out', rel.out, '--key', keys.key]);
+    expect(missing.stderr).toContain(`no release at ${join(rel.out, 'v0.0.0')}`);
+    expect(missing.stderr).toContain('containai-build package --version v0.0.0');
+    expectUnchanged(rel, before);
+    expect(readdirSync(rel.out)).toEqual(['v1.2.3']);
+  });
 
   test('RSA keys sign as cosign does (PKCS#1 v1.5, SHA-256): a PKCS#1 file and a cosign-encrypted key from env; the host verifies with the pinned RSA key', async () => {
     const pair = makeKeyPair('rsa');
@@ -207,16 +218,5 @@ describe('containai-build sign', () => {
       expect(JSON.parse(v.stdout)).toMatchObject({ signer: { kind: 'key' }, format: 2 });
       expect(r.stdout + r.stderr).not.toContain((pair.pkcs1Pem as string).split('\n')[1] as string);
     }
-  });
-    for (const args of [['--key', 'env://COSIGN_KEY'], ['--key', keys.pub], ['--key', keys.key, '--version', 'v0.0.0-missing']]) {
-      const r = await build(['sign', '--version', 'v1.2.3', '--out', rel.out, ...args]);
-      expect(r.code).toBe(1);
-      expectNoStack(r.stderr);
-    }
-    const missing = await build(['sign', '--version', 'v0.0.0', '--out', rel.out, '--key', keys.key]);
-    expect(missing.stderr).toContain(`no release at ${join(rel.out, 'v0.0.0')}`);
-    expect(missing.stderr).toContain('containai-build package --version v0.0.0');
-    expectUnchanged(rel, before);
-    expect(readdirSync(rel.out)).toEqual(['v1.2.3']);
   });
 });

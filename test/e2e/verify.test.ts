@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { type BinaryName, expectNoStack, run, SHARED, tempDir } from '../helpers/cli.ts';
 import { loadSigningKey } from '../../lib/trust/keys.ts';
 import { signBlob } from '../../lib/trust/sign.ts';
+import { craftRelease } from '../helpers/craft.ts';
 import { makeKeyPair, makeTestCA, sha256Hex, writeKeyPair } from '../helpers/signing.ts';
 
 const FIXTURES = join(SHARED, 'fixtures', 'sigstore');
@@ -110,11 +111,24 @@ describe('verify: our own bundles (test CA, pinned keys)', () => {
     return out;
   }
 
-  test('--bundle with a test-CA attestation verifies in containai-host', async () => {
+  test('--bundle of the first format with a test-CA attestation over payload.tar.gz verifies in containai-host', async () => {
     const b = bundle('good', { 'attestation.intoto.jsonl': `${JSON.stringify(ca.attest(digest))}\n` });
     const r = await run('containai-host', ['verify', '--bundle', b, '--repo', 'acme/widgets', ...pinned, '--json']);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ kind: 'attestation', artifactSha256: digest, signer: { sourceRepository: 'acme/widgets' } });
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, format: 1, artifact: `sha256:${digest}`, signer: { kind: 'attestation', sourceRepository: 'acme/widgets' } });
+  });
+
+  test('--bundle of the current format: the attestation over SHA256SUMS, then every payload entry against the manifest; an attacker\'s root and attestation are refused', async () => {
+    const good = craftRelease(join(work, 'crafted-good'), { version: 'v1.0.0', ca });
+    const r = await run('containai-host', ['verify', '--bundle', good.bundle, '--repo', 'acme/widgets', ...pinned, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, format: 2, version: 'v1.0.0', manifest: `sha256:${good.sumsSha256}`, signer: { kind: 'attestation', sourceRepository: 'acme/widgets' } });
+    const attacker = makeTestCA();
+    const hostile = craftRelease(join(work, 'crafted-attacker'), { version: 'v1.0.0', ca: attacker, members: { 'trusted_root.json': JSON.stringify(attacker.trustedRoot) } });
+    expectRefused(await run('containai-host', ['verify', '--bundle', hostile.bundle, '--repo', 'acme/widgets', ...pinned]), 'verification failed');
+    // A payload entry the signed manifest does not list fails verify as it fails install.
+    const unlisted = craftRelease(join(work, 'crafted-unlisted'), { version: 'v1.0.0', ca, editPayload: (e) => [...e, { name: 'payload/host/extra.sh', body: 'echo\n' }] });
+    expectRefused(await run('containai-host', ['verify', '--bundle', unlisted.bundle, '--repo', 'acme/widgets', ...pinned]), 'host/extra.sh: not listed in the signed manifest');
   });
 
   test("--bundle carrying an attacker's trusted_root.json and attestation is refused", async () => {

@@ -36,12 +36,21 @@ export interface CraftOptions {
   releaseJsonVersion?: string;
   /** Change release.json's entries after they were computed (before SHA256SUMS is). */
   editEntries?: (entries: Map<string, ReleaseEntry>) => void;
+  /** Change release.json's text after it was written and before SHA256SUMS is computed (its line then matches it). */
+  editReleaseJson?: (text: string) => string;
   /** Change SHA256SUMS's text after it was computed and before it is signed. */
   editSums?: (text: string) => string;
   /** Change the payload's tar entries after everything was computed and signed (the signature stays). */
   editPayload?: (entries: TarSpec[]) => TarSpec[];
+  /**
+   * Make payload.tar.gz's bytes from its entries (after editPayload) instead of buildTarGz: for a
+   * payload whose tail is raw bytes (a gzip bomb after the manifest's two files).
+   */
+  payloadBytes?: (entries: TarSpec[]) => Buffer;
   /** Extra bundle members, or members replaced (e.g. a stray SHA256SUMS.sig). */
   members?: Record<string, string | Uint8Array>;
+  /** Bundle members left out (e.g. payload.sha256). */
+  omit?: string[];
 }
 
 export interface Crafted {
@@ -70,6 +79,21 @@ function normalise(tree: CraftSpec): Map<string, CraftSpec[string]> {
   return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/**
+ * A key signature of SHA256SUMS's bytes as `containai-build sign` writes it: SHA256SUMS.sigstore.json
+ * (a Sigstore bundle v0.3 with a message signature and the key's hint) and SHA256SUMS.sig (base64).
+ */
+export function keySignature(key: TestKeyPair, sums: string | Uint8Array): { sigstoreBundle: string; sig: string } {
+  const signature = sign(key.privateKey.asymmetricKeyType === 'ed25519' ? null : 'sha256', Buffer.from(sums), key.privateKey).toString('base64');
+  const hint = sha256(key.publicKey.export({ type: 'spki', format: 'der' }) as Buffer);
+  const bundle = {
+    mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+    verificationMaterial: { publicKey: { hint }, tlogEntries: [], timestampVerificationData: { rfc3161Timestamps: [] } },
+    messageSignature: { messageDigest: { algorithm: 'SHA2_256', digest: Buffer.from(sha256(sums), 'hex').toString('base64') }, signature },
+  };
+  return { sigstoreBundle: `${JSON.stringify(bundle)}\n`, sig: signature };
+}
+
 export function craftRelease(dir: string, options: CraftOptions): Crafted {
   const tree = normalise(options.tree ?? SMALL_TREE);
   const entries = new Map<string, ReleaseEntry>();
@@ -93,7 +117,8 @@ export function craftRelease(dir: string, options: CraftOptions): Crafted {
   entries.set('SHA256SUMS', { type: 'file', mode: '0644' });
   entries.set('release.json', { type: 'file', mode: '0644' });
   options.editEntries?.(entries);
-  const releaseJson = formatReleaseJson(options.releaseJsonVersion ?? options.version, entries);
+  let releaseJson = formatReleaseJson(options.releaseJsonVersion ?? options.version, entries);
+  if (options.editReleaseJson) releaseJson = options.editReleaseJson(releaseJson);
   fileBodies.set('release.json', Buffer.from(releaseJson));
   const lines = [...fileBodies].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([p, b]) => `${sha256(b)}  ${p}\n`);
   let sums = lines.join('');
@@ -105,18 +130,12 @@ export function craftRelease(dir: string, options: CraftOptions): Crafted {
     ...tar,
   ];
   if (options.editPayload) payloadEntries = options.editPayload(payloadEntries);
-  const payload = buildTarGz(payloadEntries);
-  const members: Array<[string, string | Uint8Array]> = [['SHA256SUMS', sums]];
+  const payload = options.payloadBytes ? options.payloadBytes(payloadEntries) : buildTarGz(payloadEntries);
+  let members: Array<[string, string | Uint8Array]> = [['SHA256SUMS', sums]];
   if (options.ca) members.push(['attestation.intoto.jsonl', `${JSON.stringify(options.ca.attest(sha256(sums), { ...options.attest }))}\n`]);
   if (options.key) {
-    const signature = sign(options.key.privateKey.asymmetricKeyType === 'ed25519' ? null : 'sha256', Buffer.from(sums), options.key.privateKey).toString('base64');
-    const hint = sha256(options.key.publicKey.export({ type: 'spki', format: 'der' }) as Buffer);
-    const bundle = {
-      mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
-      verificationMaterial: { publicKey: { hint }, tlogEntries: [], timestampVerificationData: { rfc3161Timestamps: [] } },
-      messageSignature: { messageDigest: { algorithm: 'SHA2_256', digest: Buffer.from(sha256(sums), 'hex').toString('base64') }, signature },
-    };
-    members.push(['SHA256SUMS.sigstore.json', `${JSON.stringify(bundle)}\n`], ['SHA256SUMS.sig', signature]);
+    const signed = keySignature(options.key, sums);
+    members.push(['SHA256SUMS.sigstore.json', signed.sigstoreBundle], ['SHA256SUMS.sig', signed.sig]);
   }
   members.push(['payload.sha256', `${sha256(payload)}  payload.tar.gz\n`], ['payload.tar.gz', payload]);
   for (const [name, body] of Object.entries(options.members ?? {})) {
@@ -124,6 +143,7 @@ export function craftRelease(dir: string, options: CraftOptions): Crafted {
     if (at >= 0) members[at] = [name, body];
     else members.splice(members.length - 2, 0, [name, body]);
   }
+  members = members.filter(([name]) => !options.omit?.includes(name));
   mkdirSync(dir, { recursive: true });
   const bundlePath = join(dir, `containai-${options.version}.tar.gz`);
   writeFileSync(bundlePath, buildTarGz(members.map(([name, body]) => ({ name, body }))));

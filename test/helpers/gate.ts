@@ -1,7 +1,7 @@
 /**
  * Install roots for the gate's tests, built with the real parts: two releases
  * installed by hand (test/helpers/installed-release.ts: payload tree,
- * SHA256SUMS, kept bundle, install.json), v1 current, then v2 put on trial
+ * SHA256SUMS, release.json, .containai/install.json), v1 current, then v2 put on trial
  * with lib/gate's startTrial and made current with lib/release/activate.ts,
  * in the order install does it.
  *
@@ -19,7 +19,7 @@ import { readGateState } from '../../lib/gate/state.ts';
 import { versionOfDir } from '../../lib/release/layout.ts';
 import type { GateState } from '../../lib/gate/state.ts';
 import { tempDir } from './cli.ts';
-import { handInstall } from './installed-release.ts';
+import { type HandFile, handInstall } from './installed-release.ts';
 
 export interface GateRoot {
   root: string;
@@ -39,7 +39,7 @@ export interface GateRootOptions {
   /** Probe files of v2, name → JSON text (default: the one exec probe). */
   probes?: Record<string, string>;
   /** More files of v2's payload. */
-  files?: Record<string, string>;
+  files?: Record<string, HandFile>;
   grace?: string;
   profile?: string;
   /** More releases installed beside (not current), e.g. ['v3'] for a new install during a trial. */
@@ -65,12 +65,11 @@ export async function makeGateRoot(options: GateRootOptions = {}): Promise<GateR
     version: 'v2',
     profile: options.profile,
     files: {
-      'host/bin/probe.sh': probeScript(control),
+      'host/bin/probe.sh': { content: probeScript(control), mode: 0o755 },
       ...Object.fromEntries(Object.entries(probes).map(([name, text]) => [`host/health.d/${name}`, text])),
       ...options.files,
     },
   });
-  chmodSync(join(root, 'releases', 'v2', 'host', 'bin', 'probe.sh'), 0o755);
   rmSync(join(root, 'current'));
   for (const version of options.alsoInstall ?? []) {
     handInstall(root, { version, profile: options.profile });
@@ -117,7 +116,7 @@ export async function brokenInvariants(g: GateRoot): Promise<string[]> {
   const broken: string[] = [];
   const current = currentDir(g.root);
   if (!current) broken.push('no current link');
-  else if (!existsSync(join(g.root, 'releases', current, 'install.json'))) broken.push(`current names ${current}, not a complete release`);
+  else if (!existsSync(join(g.root, 'releases', current, '.containai', 'install.json'))) broken.push(`current names ${current}, not a complete release`);
   const bad = await readBadList(g.layout);
   if (current && bad.some((b) => b.version === versionOfDir(current))) broken.push(`current ${current} is on the bad list`);
   const events = gateEvents(g.root);

@@ -9,18 +9,18 @@
  * be told to fail the first N requests, cut a body short, serve other bytes,
  * 404, or redirect somewhere else; both record the headers they received.
  *
- * makeTestBundle() builds a real bundle (payload with release.json and
- * SHA256SUMS, payload.sha256) byte by byte with test/helpers/archives.ts,
- * optionally damaged.
+ * makeTestBundle() builds a bundle of the current format byte by byte
+ * (test/helpers/craft.ts), optionally bent one way; expectIntact() checks an
+ * installed release against its own manifest, apart from the code under test.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { expect } from 'bun:test';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { formatReleaseManifest, RELEASE_FILE } from '../../lib/bundle/manifest.ts';
-import { buildTarGz, goodPayloadEntries, GOOD_FILES, sha256Hex, type TarSpec } from './archives.ts';
+import { craftRelease, type CraftSpec } from './craft.ts';
+import type { TestKeyPair } from './signing.ts';
 
 export interface RecordedRequest {
   host: 'github' | 'storage';
@@ -169,83 +169,117 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
 // ---------------------------------------------------------------------------
 
 export interface TestBundleOptions {
-  /** Extra or replacement payload files (path under payload/ → content). */
+  /** Extra or replacement payload files (path under payload/ → content), listed in the manifest. */
   files?: Record<string, string | Uint8Array>;
-  /** Files present in the payload but left out of SHA256SUMS. */
+  /** Files present in the payload but listed nowhere (neither release.json nor SHA256SUMS). */
   unlisted?: Record<string, string>;
-  /** Make one listed file's content differ from SHA256SUMS. */
+  /** Make one listed file's content (README.md) differ from its line in SHA256SUMS. */
   sumsMismatch?: boolean;
-  /** Write a wrong payload.sha256. */
-  payloadShaMismatch?: boolean;
-  /** Extra bundle members (name → content). */
+  /** Extra or replaced bundle members (name → content). */
   members?: Record<string, string | Uint8Array>;
   /** Leave a member out of the bundle. */
   omit?: 'payload.sha256' | 'payload.tar.gz';
-  /** The version payload/release.json names (default: the bundle's own); null leaves release.json out. */
+  /** The version payload/release.json names (default: the bundle's own); null leaves release.json out of the payload and of SHA256SUMS. */
   payloadVersion?: string | null;
+  /** release.json's text instead of the one made from the tree (SHA256SUMS lists it as it is). */
+  releaseJson?: string;
+  /** Sign SHA256SUMS with this key (SHA256SUMS.sigstore.json and SHA256SUMS.sig); unsigned otherwise. */
+  key?: TestKeyPair;
 }
 
-/** Every file of a test payload and its content, release.json and VERSION included, as SHA256SUMS lists them. */
-export function testPayloadFiles(version: string, extra: Record<string, string | Uint8Array> = {}, payloadVersion: string | null = version): Record<string, string | Uint8Array> {
-  const release: Record<string, string> = payloadVersion === null ? {} : { [RELEASE_FILE]: formatReleaseManifest(payloadVersion) };
-  return { ...GOOD_FILES, ...release, VERSION: `${version}\n`, ...extra };
+/** The payload tree of a test release (the current format: no agent inside): a plain file, an executable, links inside, the version. */
+export function testTree(version: string, extra: Record<string, string | Uint8Array> = {}): CraftSpec {
+  const tree: CraftSpec = {
+    'README.md': '# ContainAI\n',
+    'host/profile.env': 'IMAGE_PREFIX=containai\n',
+    'host/utils/run.sh': { content: '#!/bin/sh\necho hello\n', mode: 0o755 },
+    'host/utils/latest': { symlink: 'run.sh' },
+    'host/readme-link': { symlink: '../README.md' },
+    VERSION: `${version}\n`,
+  };
+  for (const [path, body] of Object.entries(extra)) tree[path] = typeof body === 'string' ? body : { content: body, mode: 0o644 };
+  return tree;
 }
 
-/** Writes <dir>/containai-<version>.tar.gz and returns its path. */
+/**
+ * Writes <dir>/containai-<version>.tar.gz, a bundle of the current format (test/helpers/craft.ts:
+ * SHA256SUMS first, the payload opening with SHA256SUMS and release.json), optionally bent one way,
+ * and returns its path. Unsigned unless a key is given: install it with --allow-unsigned.
+ */
 export function makeTestBundle(dir: string, version: string, options: TestBundleOptions = {}): string {
-  const files = testPayloadFiles(version, options.files, options.payloadVersion);
-  const sums = Object.entries(files)
-    .map(([path, body]) => ({ path, sha256: sha256Hex(typeof body === 'string' ? Buffer.from(body) : body) }))
-    .sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
-  if (options.sumsMismatch && sums[0]) sums[0].sha256 = sha256Hex(Buffer.from('not this'));
-  const entries: TarSpec[] = goodPayloadEntries();
-  const present = new Set(entries.map((e) => e.name));
-  const dirs = new Set<string>();
-  for (const [path, body] of Object.entries({ ...files, ...options.unlisted })) {
-    const parts = path.split('/');
-    for (let i = 1; i < parts.length; i++) {
-      const d = `payload/${parts.slice(0, i).join('/')}/`;
-      if (!present.has(d) && !dirs.has(d)) {
-        dirs.add(d);
-        entries.push({ name: d, type: 'dir' });
-      }
-    }
-    const name = `payload/${path}`;
-    const existing = entries.find((e) => e.name === name);
-    if (existing) existing.body = body;
-    else entries.push({ name, body, mode: path.startsWith('tools/') ? 0o755 : 0o644 });
-  }
-  entries.push({ name: 'payload/SHA256SUMS', body: sums.map((s) => `${s.sha256}  ${s.path}\n`).join('') });
-  const payload = buildTarGz(entries);
-  const members: TarSpec[] = [];
-  if (options.omit !== 'payload.tar.gz') members.push({ name: 'payload.tar.gz', body: payload });
-  if (options.omit !== 'payload.sha256') {
-    const sha = options.payloadShaMismatch ? sha256Hex(Buffer.from('other')) : sha256Hex(payload);
-    members.push({ name: 'payload.sha256', body: `${sha}  payload.tar.gz\n` });
-  }
-  for (const [name, body] of Object.entries(options.members ?? {})) members.push({ name, body });
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `containai-${version}.tar.gz`);
-  writeFileSync(path, buildTarGz(members));
-  return path;
+  const crafted = craftRelease(dir, {
+    version,
+    tree: testTree(version, options.files),
+    key: options.key,
+    releaseJsonVersion: options.payloadVersion ?? undefined,
+    editReleaseJson: options.releaseJson === undefined ? undefined : () => options.releaseJson as string,
+    editSums: options.payloadVersion === null ? (text) => text.split('\n').filter((line) => !line.endsWith('  release.json')).join('\n') : undefined,
+    editPayload: (entries) => {
+      let out = entries;
+      if (options.payloadVersion === null) out = out.filter((e) => e.name !== 'payload/release.json');
+      if (options.sumsMismatch) out = out.map((e) => (e.name === 'payload/README.md' ? { ...e, body: 'not this\n' } : e));
+      for (const [path, body] of Object.entries(options.unlisted ?? {})) out = [...out, { name: `payload/${path}`, body, mode: 0o644 }];
+      return out;
+    },
+    members: options.members,
+    omit: options.omit ? [options.omit] : undefined,
+  });
+  return crafted.bundle;
 }
 
 // ---------------------------------------------------------------------------
 
-/** The release current names, checked against its own SHA256SUMS by this test (not by the code under test). */
+const KEPT_FILES = ['install.json', 'attestation.intoto.jsonl', 'SHA256SUMS.sigstore.json', 'SHA256SUMS.sig'];
+
+/** Every entry under a release folder but .containai/, as release.json lists entries: type and mode, or link target. */
+export function entriesOnDisk(dir: string): Record<string, { type: string; mode?: string; target?: string }> {
+  const out: Record<string, { type: string; mode?: string; target?: string }> = {};
+  const walk = (rel: string) => {
+    for (const name of readdirSync(join(dir, rel))) {
+      const path = rel ? `${rel}/${name}` : name;
+      if (path === '.containai') continue;
+      const info = lstatSync(join(dir, path));
+      const mode = (info.mode & 0o7777).toString(8).padStart(4, '0');
+      if (info.isSymbolicLink()) out[path] = { type: 'symlink', target: readlinkSync(join(dir, path)) };
+      else if (info.isDirectory()) {
+        out[path] = { type: 'dir', mode };
+        walk(path);
+      } else out[path] = { type: info.isFile() ? 'file' : 'other', mode };
+    }
+  };
+  walk('');
+  return out;
+}
+
+/**
+ * A release folder checked by this test against its own manifest, independently of the code under
+ * test: every file SHA256SUMS lists has its digest, release.json names the version and exactly the
+ * entries on disk (type, mode, link target), and .containai/ holds install.json (format 2, the
+ * version, the sha256 of this SHA256SUMS) and signature material only: no kept bundle.
+ */
+export function expectReleaseTree(dir: string, version: string): void {
+  const sums = readFileSync(join(dir, 'SHA256SUMS'));
+  const listed = sums.toString('utf8').trim().split('\n');
+  for (const line of listed) {
+    const [hash, path] = line.split(/ {2}/) as [string, string];
+    expect(createHash('sha256').update(readFileSync(join(dir, path))).digest('hex'), `${version}: ${path}`).toBe(hash);
+  }
+  const releaseJson = JSON.parse(readFileSync(join(dir, 'release.json'), 'utf8'));
+  expect(releaseJson).toMatchObject({ format: 2, version });
+  const onDisk = entriesOnDisk(dir);
+  expect(onDisk).toEqual(releaseJson.entries);
+  const files = Object.entries(onDisk).filter(([, e]) => e.type === 'file').map(([p]) => p).filter((p) => p !== 'SHA256SUMS');
+  expect(files.sort()).toEqual(listed.map((l) => l.slice(66)).sort());
+  const record = JSON.parse(readFileSync(join(dir, '.containai', 'install.json'), 'utf8'));
+  expect(record).toMatchObject({ format: 2, version, manifestSha256: createHash('sha256').update(sums).digest('hex') });
+  for (const name of readdirSync(join(dir, '.containai'))) expect(KEPT_FILES, `.containai/${name}`).toContain(name);
+}
+
+/** The release current names, checked against its own manifest by this test (not by the code under test), and nothing left over. */
 export function expectIntact(root: string, version: string): void {
   const target = readlinkSync(join(root, 'current'));
   expect(target).toMatch(new RegExp(`^releases/${version.replace(/\./g, '\\.')}(@\\d+)?$`));
-  const dir = join(root, target);
-  const sums = readFileSync(join(dir, 'SHA256SUMS'), 'utf8').trim().split('\n');
-  for (const line of sums) {
-    const [hash, path] = line.split(/ {2}/) as [string, string];
-    expect(createHash('sha256').update(readFileSync(join(dir, path))).digest('hex'), path).toBe(hash);
-  }
-  const record = JSON.parse(readFileSync(join(dir, 'install.json'), 'utf8'));
-  expect(record.version).toBe(version);
-  expect(existsSync(join(dir, `containai-${version}.tar.gz`))).toBe(true);
+  expectReleaseTree(join(root, target), version);
   expect(readdirSync(join(root, 'releases')).filter((n) => n.startsWith('.'))).toEqual([]);
   expect(readdirSync(root).filter((n) => n.startsWith('.'))).toEqual([]);
 }
-

@@ -188,7 +188,7 @@ describe('extractTarGz: good archives', () => {
     const box = sandbox(Buffer.alloc(0));
     const err = await extractTarGz(join(box.root, 'missing.tar.gz'), box.dest).catch((e: unknown) => e);
     expect((err as ContainaiError).code).toBe('ARCHIVE');
-    expect((err as ContainaiError).message).toMatch(/missing.tar.gz: cannot read .*ENOENT/);
+    expect((err as ContainaiError).message).toMatch(/missing.tar.gz: cannot be read: ENOENT/);
     expect(existsSync(box.dest)).toBe(false);
   });
 
@@ -211,7 +211,8 @@ describe('extractTarGz: hostile archives are refused whole and leave nothing beh
     expectRefused(hostilePayloads.symlinkDotDotThenWrite(), /written through the symlink "up"/));
   test('relative symlink that resolves outside', () => expectRefused(hostilePayloads.symlinkOutside(), /"passwd" .* resolves outside the release/));
   test('absolute symlink', () => expectRefused(hostilePayloads.symlinkAbsolute(), /points to an absolute path/));
-  test('symlinks that only escape together', () => expectRefused(hostilePayloads.symlinkChainEscape(), /symlink "a" .* resolves outside/));
+  // Together they would escape; a target that goes through another link is refused before that (issue 11: resolved as the kernel would).
+  test('symlinks that only escape together', () => expectRefused(hostilePayloads.symlinkChainEscape(), /symlink "a" -> "d\/up\/..\/x" passes through the link d\/up/));
   test('symlink loop', () =>
     expectRefused(
       buildTarGz([

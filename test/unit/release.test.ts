@@ -1,11 +1,13 @@
-/** lib/release and lib/github/download in-process: floor, names, links, lock, redirects, sums comparison. */
+/** lib/release and lib/github/download in-process: floor, names, links, lock, redirects; entries judged against the manifest. */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseBaseUrl, redirectAllowed, releaseAssetUrl } from '../../lib/github/download.ts';
 import { activateRelease, readReleaseLink } from '../../lib/release/activate.ts';
 import { downgradeReason } from '../../lib/release/floor.ts';
-import { compareExtractedWithSums } from '../../lib/release/install.ts';
+import { formatSums, sha256Bytes } from '../../lib/digest.ts';
+import { formatReleaseJson, type ReleaseEntry } from '../../lib/manifest/release-json.ts';
+import { EntryJudge, readManifest, type SeenEntry } from '../../lib/manifest/verify.ts';
 import { freeReleaseDirName, installLayout, versionOfDir } from '../../lib/release/layout.ts';
 import { acquireLock } from '../../lib/release/lock.ts';
 import { describeSigner } from '../../lib/release/record.ts';
@@ -105,30 +107,74 @@ describe('download URLs and redirects', () => {
   });
 });
 
-describe('SHA256SUMS against extracted files', () => {
-  const h = (c: string) => c.repeat(64);
-  const extracted = {
-    files: [
-      { path: 'a', size: 1, mode: 0o644, sha256: h('a') },
-      { path: 'd/b', size: 1, mode: 0o644, sha256: h('b') },
-      { path: 'SHA256SUMS', size: 1, mode: 0o644, sha256: h('c') },
-    ],
-    directories: ['d'],
-    symlinks: [{ path: 'd/link', target: '../a' }, { path: 'dirlink', target: 'd' }],
-    bytes: 3,
-  };
-  test('all listed and equal passes; links to listed files or folders need no line', () => {
-    expect(compareExtractedWithSums(extracted, `${h('a')}  a\n${h('b')}  d/b\n`, ['install.json'])).toEqual([]);
+describe('entries against the manifest (EntryJudge: the one verifier, install and disk alike)', () => {
+  // a, d/b and release.json have lines in SHA256SUMS; folders and links are in release.json only.
+  const bodies: Record<string, string> = { a: 'A\n', 'd/b': 'B\n' };
+  function manifestOf(extra: Record<string, ReleaseEntry> = {}, extraFiles: Record<string, string> = {}) {
+    const entries = new Map<string, ReleaseEntry>([
+      ['a', { type: 'file', mode: '0644' }],
+      ['d', { type: 'dir', mode: '0755' }],
+      ['d/b', { type: 'file', mode: '0755' }],
+      ['d/link', { type: 'symlink', target: '../a' }],
+      ['dirlink', { type: 'symlink', target: 'd' }],
+      ['SHA256SUMS', { type: 'file', mode: '0644' }],
+      ['release.json', { type: 'file', mode: '0644' }],
+      ...Object.entries(extra),
+    ]);
+    const releaseJson = formatReleaseJson('v1.0.0', entries);
+    const files = { ...bodies, ...extraFiles, 'release.json': releaseJson };
+    const sums = formatSums(Object.entries(files).map(([path, body]) => ({ path, sha256: sha256Bytes(body) })));
+    return readManifest(Buffer.from(sums), Buffer.from(releaseJson), 'v1.0.0');
+  }
+  const good: SeenEntry[] = [
+    { path: 'a', type: 'file', mode: 0o644 },
+    { path: 'd', type: 'dir', mode: 0o755 },
+    { path: 'd/b', type: 'file', mode: 0o755 },
+    { path: 'd/link', type: 'symlink', mode: 0o777, target: '../a' },
+    { path: 'dirlink', type: 'symlink', mode: 0o777, target: 'd' },
+    { path: 'SHA256SUMS', type: 'file', mode: 0o644 },
+    { path: 'release.json', type: 'file', mode: 0o644 },
+  ];
+
+  test('all listed with their type, mode, target and digest passes; links to listed files or folders need no line', () => {
+    const manifest = manifestOf();
+    const judge = new EntryJudge(manifest);
+    expect(good.map((e) => judge.entry(e))).toEqual(good.map(() => undefined));
+    expect(judge.digest('a', sha256Bytes(bodies.a as string))).toBeUndefined();
+    expect(judge.digest('d/b', sha256Bytes(bodies['d/b'] as string))).toBeUndefined();
+    expect(judge.digest('SHA256SUMS', manifest.sumsSha256)).toBeUndefined();
+    expect(judge.missing()).toEqual([]);
   });
-  test('a mismatch, an unlisted file, a missing file and a reserved name are each named', () => {
-    const problems = compareExtractedWithSums(
-      { ...extracted, files: [...extracted.files, { path: 'install.json', size: 1, mode: 0o644, sha256: h('e') }] },
-      `${h('f')}  a\n${h('b')}  d/b\n${h('0')}  gone\n`,
-      ['install.json'],
+
+  test('a digest mismatch, an unlisted entry, a missing one, another mode, type or link target are each named', () => {
+    const judge = new EntryJudge(manifestOf());
+    const problems = [
+      judge.entry({ path: 'a', type: 'file', mode: 0o644 }),
+      judge.digest('a', sha256Bytes('changed\n')),
+      judge.entry({ path: 'install.json', type: 'file', mode: 0o644 }),
+      judge.entry({ path: 'd', type: 'dir', mode: 0o775 }),
+      judge.entry({ path: 'd/b', type: 'symlink', mode: 0o777, target: '../a' }),
+      judge.entry({ path: 'd/link', type: 'symlink', mode: 0o777, target: 'b' }),
+      judge.entry({ path: 'a', type: 'file', mode: 0o644 }),
+      ...judge.missing(),
+    ].map((r) => r?.message);
+    expect(problems).toEqual([
+      undefined,
+      'a: content does not match SHA256SUMS',
+      'install.json: not listed in the signed manifest',
+      'd: has mode 0775; the manifest says 0755',
+      'd/b: is a symlink; the manifest says file',
+      'd/link: points to "b"; the manifest says "../a"',
+      'a: appears twice',
+      'SHA256SUMS: the manifest lists this file, and it is not there',
+      'dirlink: the manifest lists this symlink, and it is not there',
+      'release.json: the manifest lists this file, and it is not there',
+    ]);
+  });
+
+  test('a manifest holding a name the install reserves (.containai/) is refused whole', () => {
+    expect(() => manifestOf({ '.containai': { type: 'dir', mode: '0755' }, '.containai/install.json': { type: 'file', mode: '0644' } }, { '.containai/install.json': '{}' })).toThrow(
+      '.containai: a name the install reserves for itself',
     );
-    expect(problems.join('\n')).toContain('a: content does not match');
-    expect(problems.join('\n')).toContain('install.json: the payload may not hold this name');
-    expect(problems.join('\n')).toContain('install.json: not listed');
-    expect(problems.join('\n')).toContain('gone: listed in SHA256SUMS but missing');
   });
 });
