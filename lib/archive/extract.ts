@@ -27,7 +27,6 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ContainaiError, describeCause, isContainaiError } from '../errors.ts';
 import { EntryTree } from '../manifest/entry-tree.ts';
-import { printableName } from '../text.ts';
 import { checkLinkTarget, entryComponents, type ExtractLimits, HOSTILE_HINT, PAYLOAD_LIMITS, quote } from './policy.ts';
 import { HashPool, startStreamHash, writeFully } from './hash-pool.ts';
 import { archiveError, type EntrySink, fileChunks, readTarStream, type TarHeader } from './tar.ts';
@@ -160,7 +159,7 @@ export async function extractArchive(source: AsyncIterable<Uint8Array>, dest: st
     const leftover = write ? await removeTree(dest) : undefined;
     const error = isContainaiError(err)
       ? err
-      : new ContainaiError('ARCHIVE', `${label}: cannot extract ${quote(printableName(extraction?.currentEntry ?? ''))}: ${describeCause(err)}`, {
+      : new ContainaiError('ARCHIVE', `${label}: cannot extract ${quote(extraction?.currentEntry ?? '')}: ${describeCause(err)}`, {
           hint: writeHint(err),
           cause: err,
         });
@@ -230,7 +229,7 @@ class Extraction {
   entry(header: TarHeader): EntrySink | undefined {
     const { label, limits } = this;
     this.currentEntry = header.path;
-    const q = quote(printableName(header.path));
+    const q = quote(header.path);
     if (++this.entries > limits.maxEntries) {
       throw archiveError(`${label}: more than ${limits.maxEntries} entries (the limit for one release)`, HOSTILE_HINT);
     }
@@ -387,7 +386,7 @@ class Extraction {
     const bad = tree.firstBadLink();
     if (bad) {
       this.currentEntry = bad.link.path;
-      throw archiveError(`${this.label}: symlink ${quote(printableName(bad.link.path))} -> ${quote(printableName(bad.link.target ?? ''))} ${bad.problem}`, HOSTILE_HINT);
+      throw archiveError(`${this.label}: symlink ${quote(bad.link.path)} -> ${quote(bad.link.target ?? '')} ${bad.problem}`, HOSTILE_HINT);
     }
     const dirs = [...this.directories.keys()];
     if (this.write) {

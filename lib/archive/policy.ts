@@ -42,8 +42,16 @@ export const HOSTILE_HINT = 'a release made by containai-build never holds such 
 /** Characters that break SHA256SUMS lines, terminals or messages. */
 const UNSAFE_CHARS = /[\u0000-\u001f\u007f\\]/;
 
+/**
+ * A name from an archive, quoted for one line of a message: JSON escapes quotes, backslashes and C0
+ * controls; DEL, the C1 controls (U+009B opens a terminal escape) and the line separators are
+ * escaped here too, once (never a name already escaped: that would double its backslashes).
+ */
 export function quote(name: string): string {
-  return JSON.stringify(name.length > 200 ? `${name.slice(0, 200)}…` : name);
+  return JSON.stringify(name.length > 200 ? `${name.slice(0, 200)}…` : name).replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => (c.charCodeAt(0) <= 0xff ? `\\x${c.charCodeAt(0).toString(16)}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+  );
 }
 
 /**

@@ -15,7 +15,6 @@ import { quote } from '../archive/policy.ts';
 import { archiveError, fileChunks, gunzipChunks, type EntrySink, type TarHeader, TarParser } from '../archive/tar.ts';
 import { PAYLOAD_LIMITS } from '../archive/policy.ts';
 import { ContainaiError, describeCause } from '../errors.ts';
-import { printableName } from '../text.ts';
 import { BUNDLE_MEMBERS, type BundleMember, FORMAT1_MEMBERS, isBundleMember, PAYLOAD_ARCHIVE, REQUIRED_MEMBERS, SUMS_FILE } from './layout.ts';
 
 const KiB = 1024;
@@ -63,7 +62,7 @@ export async function openBundle(source: AsyncIterable<Uint8Array>, label: strin
   const visitor = {
     entry(header: TarHeader): EntrySink | undefined {
       const name = header.path;
-      const q = quote(printableName(name));
+      const q = quote(name);
       if (index++ === 0) format = name === SUMS_FILE ? 2 : (FORMAT1_MEMBERS as readonly string[]).includes(name) ? 1 : 2;
       if (format === 1) return undefined;
       if (!isBundleMember(name)) {

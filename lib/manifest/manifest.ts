@@ -11,6 +11,7 @@
 import { KEPT_DIR, RELEASE_FILE, SUMS_FILE } from '../bundle/layout.ts';
 import { parseSums, sha256Bytes } from '../digest.ts';
 import { isContainaiError } from '../errors.ts';
+import { quote } from '../archive/policy.ts';
 import { printableName } from '../text.ts';
 import { EntryTree, pathProblem } from './entry-tree.ts';
 import { ReleaseRefusal } from './refusal.ts';
@@ -85,7 +86,7 @@ function checkCoherent(entries: ReadonlyMap<string, ReleaseEntry>, digests: Read
     const added = tree.add(path, entry.type, entry.type === 'symlink' ? entry.target : undefined);
     if (added) throw new ReleaseRefusal('manifest', `${RELEASE_FILE}: ${added}`, { entry: path });
     if (entry.type === 'symlink' && pathProblemOfTarget(entry.target)) {
-      throw new ReleaseRefusal('link', `its target ${JSON.stringify(printableName(entry.target))} ${pathProblemOfTarget(entry.target)}`, { entry: path });
+      throw new ReleaseRefusal('link', `its target ${quote(entry.target)} ${pathProblemOfTarget(entry.target)}`, { entry: path });
     }
     const hasLine = digests.has(path);
     if (entry.type === 'file' && path !== SUMS_FILE && !hasLine) throw new ReleaseRefusal('manifest', `a file ${SUMS_FILE} does not list`, { entry: path });
@@ -98,7 +99,7 @@ function checkCoherent(entries: ReadonlyMap<string, ReleaseEntry>, digests: Read
     if (entries.get(required)?.type !== 'file') throw new ReleaseRefusal('manifest', `${RELEASE_FILE} does not list it as a file`, { entry: required });
   }
   const bad = tree.firstBadLink();
-  if (bad) throw new ReleaseRefusal('link', `-> ${JSON.stringify(printableName(bad.link.target ?? ''))} ${bad.problem}`, { entry: bad.link.path });
+  if (bad) throw new ReleaseRefusal('link', `-> ${quote(bad.link.target ?? '')} ${bad.problem}`, { entry: bad.link.path });
 }
 
 function depth(path: string): number {

@@ -22,7 +22,7 @@
 import { SUMS_FILE } from '../bundle/layout.ts';
 import { ContainaiError, isContainaiError } from '../errors.ts';
 import type { Signer } from '../release/record.ts';
-import { printableName } from '../text.ts';
+import { quote } from '../archive/policy.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
 import type { Manifest } from './manifest.ts';
 import { ReleaseRefusal } from './refusal.ts';
@@ -97,7 +97,7 @@ export class EntryJudge {
     }
     if (spec.type === 'symlink') {
       if (found.target !== spec.target) {
-        return new ReleaseRefusal('link', `points to ${JSON.stringify(printableName(found.target ?? ''))}; the manifest says ${JSON.stringify(printableName(spec.target))}`, { entry: found.path });
+        return new ReleaseRefusal('link', `points to ${quote(found.target ?? '')}; the manifest says ${quote(spec.target)}`, { entry: found.path });
       }
       return undefined;
     }

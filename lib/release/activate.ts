@@ -11,7 +11,7 @@ import { lstat, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from '../fs/atomic.ts';
 import { exchangeNames, type ExchangeOutcome } from '../fs/exchange.ts';
-import { CURRENT_LINK, type InstallLayout, linkTarget, PREVIOUS_LINK, RELEASES_DIR, TEMP_LINK_PREFIX, versionOfDir } from './layout.ts';
+import { CURRENT_LINK, type InstallLayout, linkTarget, PENDING_PREVIOUS_PREFIX, PREVIOUS_LINK, RELEASES_DIR, TEMP_LINK_PREFIX, versionOfDir } from './layout.ts';
 
 export type LinkName = typeof CURRENT_LINK | typeof PREVIOUS_LINK;
 
@@ -80,11 +80,43 @@ export async function removeLink(layout: InstallLayout, name: LinkName, io: Swit
  */
 export async function activateRelease(layout: InstallLayout, dirName: string, io: SwitchIo = SYSTEM_IO): Promise<{ oldCurrent?: string }> {
   const old = await readReleaseLink(layout, CURRENT_LINK);
+  const movesPrevious = old.kind === 'release' && old.dirName !== dirName && versionOfDir(old.dirName) !== versionOfDir(dirName);
+  // previous's new link is made first, under a name the next run recognises: a crash after current
+  // moved and before previous did is completed by cleanup (completePendingPrevious), so the release
+  // that was current is never left named by no link.
+  const pending = movesPrevious ? await writePendingPrevious(layout, old.dirName) : undefined;
   await pointLink(layout, CURRENT_LINK, dirName, io);
-  if (old.kind === 'release' && old.dirName !== dirName && versionOfDir(old.dirName) !== versionOfDir(dirName)) {
-    await pointLink(layout, PREVIOUS_LINK, old.dirName, io);
+  if (pending) {
+    await io.rename(pending, join(layout.root, PREVIOUS_LINK));
+    await io.fsyncDir(layout.root);
   }
   return { oldCurrent: old.kind === 'release' ? old.dirName : undefined };
+}
+
+async function writePendingPrevious(layout: InstallLayout, dirName: string): Promise<string> {
+  const pending = join(layout.root, `${PENDING_PREVIOUS_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  await symlink(linkTarget(dirName), pending);
+  return pending;
+}
+
+/**
+ * After a crash between the two renames of an activation: the pending previous link names the
+ * release that was current before; when current has moved on from it, it becomes previous, else it
+ * is dropped (the crash came before the switch). Call with the lock held. Says what it did.
+ */
+export async function completePendingPrevious(layout: InstallLayout, name: string, io: SwitchIo = SYSTEM_IO): Promise<'completed' | 'dropped'> {
+  const path = join(layout.root, name);
+  const target = await readlink(path).catch(() => '');
+  const dirName = target.startsWith(`${RELEASES_DIR}/`) ? target.slice(RELEASES_DIR.length + 1) : '';
+  const current = await readReleaseLink(layout, CURRENT_LINK);
+  const exists = DIR_NAME.test(dirName) && !dirName.includes('..') && (await lstat(join(layout.releases, dirName)).catch(() => undefined))?.isDirectory() === true;
+  if (exists && current.kind === 'release' && current.dirName !== dirName) {
+    await io.rename(path, join(layout.root, PREVIOUS_LINK));
+    await io.fsyncDir(layout.root);
+    return 'completed';
+  }
+  await rm(path, { force: true });
+  return 'dropped';
 }
 
 /**
@@ -103,7 +135,9 @@ export async function swapCurrentAndPrevious(
     await io.fsyncDir(layout.root);
     return 'exchange';
   }
+  const pending = await writePendingPrevious(layout, currentDir);
   await pointLink(layout, CURRENT_LINK, previousDir, io);
-  await pointLink(layout, PREVIOUS_LINK, currentDir, io);
+  await io.rename(pending, join(layout.root, PREVIOUS_LINK));
+  await io.fsyncDir(layout.root);
   return 'renames';
 }

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from '../fs/atomic.ts';
-import { type InstallLayout, isLeftover, TEMP_LINK_PREFIX, TRASH_PREFIX } from './layout.ts';
+import { completePendingPrevious } from './activate.ts';
+import { type InstallLayout, isLeftover, PENDING_PREVIOUS_PREFIX, TEMP_LINK_PREFIX, TRASH_PREFIX } from './layout.ts';
 
 /** Staging and trash folders under releases/, temp symlinks in the root. Returns what was removed. */
 export async function removeLeftovers(layout: InstallLayout): Promise<string[]> {
@@ -14,6 +15,11 @@ export async function removeLeftovers(layout: InstallLayout): Promise<string[]> 
     removed.push(`releases/${name}`);
   }
   for (const name of await readdir(layout.root).catch(() => [] as string[])) {
+    if (name.startsWith(PENDING_PREVIOUS_PREFIX)) {
+      const outcome = await completePendingPrevious(layout, name);
+      removed.push(outcome === 'completed' ? `${name} (made previous: an interrupted switch had not yet moved it)` : name);
+      continue;
+    }
     if (!name.startsWith(TEMP_LINK_PREFIX)) continue;
     await rm(join(layout.root, name), { force: true });
     removed.push(name);

@@ -88,7 +88,7 @@ async function readHead(bundlePath: string, copyTo?: string): Promise<Format1Hea
     {
       entry(header: TarHeader): EntrySink | undefined {
         const name = header.path;
-        const q = quote(printableName(name));
+        const q = quote(name);
         if (!isFormat1Member(name)) throw archiveError(`${label}: ${q} is not a member of a bundle (allowed: ${FORMAT1_MEMBERS.join(', ')})`, HINT);
         if (header.kind !== 'file') throw archiveError(`${label}: member ${q} is a ${header.kind}, not a regular file`, HINT);
         if (seen.has(name)) throw archiveError(`${label}: member ${q} appears twice`, HINT);
@@ -235,7 +235,7 @@ export class Format1Judge implements TreeJudge {
     for (const link of tree.links()) {
       const problem = tree.linkProblem(link);
       if (problem) {
-        out.push(new ReleaseRefusal('link', `-> ${JSON.stringify(printableName(link.target ?? ''))} ${problem}`, { entry: link.path }));
+        out.push(new ReleaseRefusal('link', `-> ${quote(link.target ?? '')} ${problem}`, { entry: link.path }));
         continue;
       }
       // A link adds no content of its own: it may name a listed file or a folder, and a listed one is checked through its file.

@@ -31,6 +31,8 @@ export { INSTALL_RECORD, KEPT_DIR } from '../bundle/layout.ts';
 export const STAGING_PREFIX = '.staging-';
 export const TRASH_PREFIX = '.trash-';
 export const TEMP_LINK_PREFIX = '.tmp-';
+/** The next previous link, made before current moves (lib/release/activate.ts); completed or dropped by the next run. */
+export const PENDING_PREVIOUS_PREFIX = '.pending-previous-';
 /** Separates a version from the copy number in a release folder's name. */
 export const COPY_SEPARATOR = '@';
 

@@ -5,9 +5,10 @@
  * the switch's one seam (lib/release/activate.ts SwitchIo) and their order checked.
  */
 import { describe, expect, test } from 'bun:test';
-import { mkdirSync, readlinkSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { activateRelease, SYSTEM_IO, swapCurrentAndPrevious, type SwitchIo } from '../../lib/release/activate.ts';
+import { removeLeftovers } from '../../lib/release/cleanup.ts';
 import { installLayout } from '../../lib/release/layout.ts';
 import { tempDir } from '../helpers/cli.ts';
 
@@ -68,5 +69,40 @@ describe('the install root is fsynced after each rename that commits a switch', 
     await swapCurrentAndPrevious(installLayout(root), 'v2', 'v1', io);
     expect(calls).toEqual(['rename current', 'fsync root', 'rename previous', 'fsync root']);
     expect(readlinkSync(join(root, 'previous'))).toBe('releases/v2');
+  });
+});
+
+describe('a crash between the two renames of a switch is completed by the next run', () => {
+  test('current moved, previous not yet: cleanup makes the release that was current previous', async () => {
+    const root = rootWith('v1', 'v2', 'v3');
+    symlinkSync('releases/v3', join(root, 'current'));
+    symlinkSync('releases/v1', join(root, 'previous'));
+    // What activateRelease(v3 → v2... ) leaves when killed after current moved: the pending previous link.
+    symlinkSync('releases/v3', join(root, '.pending-previous-123-abcd'));
+    rmSync(join(root, 'current'));
+    symlinkSync('releases/v2', join(root, 'current'));
+    const removed = await removeLeftovers(installLayout(root));
+    expect(removed.join()).toContain('made previous');
+    expect(readlinkSync(join(root, 'current'))).toBe('releases/v2');
+    expect(readlinkSync(join(root, 'previous'))).toBe('releases/v3');
+    expect(readdirSync(root).filter((n) => n.startsWith('.pending'))).toEqual([]);
+  });
+
+  test('killed before current moved: the pending link is dropped and previous stays', async () => {
+    const root = rootWith('v1', 'v2');
+    symlinkSync('releases/v2', join(root, 'current'));
+    symlinkSync('releases/v1', join(root, 'previous'));
+    symlinkSync('releases/v2', join(root, '.pending-previous-123-abcd'));
+    await removeLeftovers(installLayout(root));
+    expect(readlinkSync(join(root, 'previous'))).toBe('releases/v1');
+    expect(readdirSync(root).filter((n) => n.startsWith('.pending'))).toEqual([]);
+  });
+
+  test('a whole activation leaves no pending link, and previous names the release that was current', async () => {
+    const root = rootWith('v1', 'v2');
+    symlinkSync('releases/v1', join(root, 'current'));
+    await activateRelease(installLayout(root), 'v2');
+    expect(readlinkSync(join(root, 'previous'))).toBe('releases/v1');
+    expect(readdirSync(root).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 });
