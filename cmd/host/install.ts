@@ -43,9 +43,13 @@ export default defineCommand({
     ...jsonArgs,
   },
   async run({ args, rawArgs }) {
-    const { policy, chosen } = readPolicyFlags(args, rawArgs);
-    // Without policy flags, --verify-only judges the release under the signer its install.json records, as check-health and rollback do.
-    if (args['verify-only']) return verifyOnly(resolve(args['install-root']), args.version, chosen ? policy : undefined, args['trust-dir'], args.json === true);
+    if (args['verify-only']) {
+      // Without policy flags, --verify-only judges the release under the signer its install.json records, as
+      // rollback does: --allow-unsigned alone chooses no signer, it only lets an UNSIGNED record pass.
+      const { policy, chosen } = readPolicyFlags(args, rawArgs, { notChoosing: ['allow-unsigned'] });
+      return verifyOnly(resolve(args['install-root']), args.version, chosen ? policy : undefined, args['trust-dir'], args['allow-unsigned'] === true, args.json === true);
+    }
+    const { policy } = readPolicyFlags(args, rawArgs);
 
     if (!args.version && !args.from) throw usageError('--version is required', 'name the release to install, e.g. --version v1.2.3 (or give --from oci://…, whose signed manifest names it)');
     const version = args.version === undefined ? undefined : assertSafeVersion(args.version);
@@ -102,7 +106,7 @@ async function releaseSource(args: { bundle?: string; 'asset-dir'?: string; repo
 }
 
 /** install --verify-only: the current release verified again from disk, nothing changed. */
-async function verifyOnly(root: string, version: string | undefined, given: TrustPolicy | undefined, trustDir: string | undefined, json: boolean): Promise<void> {
+async function verifyOnly(root: string, version: string | undefined, given: TrustPolicy | undefined, trustDir: string | undefined, allowUnsigned: boolean, json: boolean): Promise<void> {
   const layout = installLayout(root);
   await assertLayoutFolders(layout);
   const state = await inspectInstalledRelease(root);
@@ -114,7 +118,10 @@ async function verifyOnly(root: string, version: string | undefined, given: Trus
     });
   }
   let policy = given;
-  if (!policy && current?.record) policy = policyFromRecord(current.record, { ...DEFAULT_RECORD_POLICY, trustDir });
+  if (!policy && current?.record) {
+    const recorded = policyFromRecord(current.record, { ...DEFAULT_RECORD_POLICY, trustDir });
+    policy = { ...recorded, allowUnsigned: recorded.allowUnsigned && allowUnsigned };
+  }
   const result = await verifyInstalledRelease(root, { policy: policy ?? { ...DEFAULT_RECORD_POLICY, trustDir } });
   const release = result.release;
   if (json) printJson({ ok: result.ok, link: result.link, filesChecked: result.filesChecked, bytesChecked: result.bytesChecked, problems: result.problems, release: release && { version: release.version, dir: release.dir, format: release.format, signer: release.record?.signer } });
