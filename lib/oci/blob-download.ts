@@ -36,6 +36,12 @@ export interface BlobDownloadOptions {
   signal?: AbortSignal;
   /** Bytes already on disk when the download started (tests and progress). */
   onResume?: (offset: number) => void;
+  /**
+   * Write exactly this file instead of <dir>/sha256-<hex>.partial: created
+   * exclusively with this mode (never an existing file, never through a
+   * link), so nothing is resumed from it (self-update's new agent).
+   */
+  file?: { path: string; mode: number };
 }
 
 export function partialPath(dir: string, digest: string): string {
@@ -52,12 +58,16 @@ async function openPartial(path: string): Promise<FileHandle> {
  * Throws ContainaiError('VERIFY') after the last byte when the digest does not match.
  */
 export async function* downloadBlob(client: RegistryClient, descriptor: Descriptor, options: BlobDownloadOptions): AsyncGenerator<Uint8Array> {
-  await mkdir(options.dir, { recursive: true, mode: 0o700 });
-  const path = partialPath(options.dir, descriptor.digest);
+  const path = options.file?.path ?? partialPath(options.dir, descriptor.digest);
   const hasher = new Bun.CryptoHasher('sha256');
   let handle: FileHandle;
   try {
-    handle = await openPartial(path);
+    if (options.file) {
+      handle = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, options.file.mode);
+    } else {
+      await mkdir(options.dir, { recursive: true, mode: 0o700 });
+      handle = await openPartial(path);
+    }
   } catch (err) {
     throw new ContainaiError('STATE', `cannot open the download file for ${options.label} in ${options.dir}: ${describeCause(err)}`, {
       hint: 'the downloads folder must be a real folder writable by this user (a link there is refused)',
