@@ -159,7 +159,9 @@ try {
   const stepMedian = (runs: Run[], name: string) => median(runs.map((r) => r.steps[name] ?? 0));
   console.log(`  where the time goes (median ms, bundle / registry): ${stepNames.map((n) => `${n} ${stepMedian(bundleRuns, n).toFixed(0)}/${stepMedian(registryRuns, n).toFixed(0)}`).join(', ')}; outside the steps (process start, lock, cleanup) ${(bundleMs - stepNames.reduce((t, n) => t + stepMedian(bundleRuns, n), 0)).toFixed(0)}/${(registryMs - stepNames.reduce((t, n) => t + stepMedian(registryRuns, n), 0)).toFixed(0)}`);
   const rss = Math.max(...registryRuns.map((r) => r.maxRss));
-  console.log(`peak RSS: registry install ${mb(rss)} (target < ${mb(MAX_RSS)}: ${verdict(rss < MAX_RSS)}); bundle install ${mb(Math.max(...bundleRuns.map((r) => r.maxRss)))}`);
+  const idle = Bun.spawn([binaryPath('containai-host'), '--version'], { stdout: 'ignore', stderr: 'ignore' });
+  await idle.exited;
+  console.log(`peak RSS: registry install ${mb(rss)} (target < ${mb(MAX_RSS)}: ${verdict(rss < MAX_RSS)}); bundle install ${mb(Math.max(...bundleRuns.map((r) => r.maxRss)))}; the binary doing nothing (--version) ${mb(idle.resourceUsage()?.maxRSS ?? 0)}`);
 
   for (const c of cases) {
     const mark = accessLog(c.service).length;
