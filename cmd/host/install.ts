@@ -64,6 +64,8 @@ export default defineCommand({
       force: Boolean(args.force),
       allowDowngrade: Boolean(args['allow-downgrade']),
       lockWaitMs: lockWaitMs(args['lock-wait']),
+      // The bad list (state/bad.json) applies to every source; for a registry it is checked on the verified version.
+      hooks: { refuseVersion: async (layout, v) => (await import('../../lib/gate/bad.ts')).badReason(layout, v) },
     });
     const json = args.json === true;
     if (result.outcome === 'already-current') {

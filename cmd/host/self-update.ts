@@ -18,7 +18,7 @@ export default defineCommand({
   args: {
     version: { type: 'string', description: 'the release to take the agent from, e.g. v1.2.3 (needed with --repo; with --asset-dir the new agent must say it)', valueHint: 'V' },
     'asset-dir': { type: 'string', description: 'a release folder (dist/<version>/) holding containai-host.SHA256SUMS, its signature and the agents', valueHint: 'DIR' },
-    from: { type: 'string', description: 'a registry artifact, oci://REGISTRY/REPO[:TAG] (not yet: comes with registry installs)', valueHint: 'oci://...' },
+    from: { type: 'string', description: "a release in a registry, oci://REGISTRY/REPO[:TAG|@DIGEST], or an OCI image layout, oci-layout:DIR[:TAG]: the agent and containai-host.SHA256SUMS (+ signature) from the artifact's layers (the tag is not trusted)", valueHint: 'oci://REGISTRY/REPO[:TAG]' },
     binary: { type: 'string', description: 'the agent to replace (default: this one)', valueHint: 'PATH' },
     'allow-downgrade': { type: 'boolean', description: 'take an agent older than the one here' },
     rollback: { type: 'boolean', description: 'put <binary>.previous back (the agent before the last self-update); atomic' },

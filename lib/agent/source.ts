@@ -1,6 +1,6 @@
 /**
  * Where a new agent comes from: a release's asset folder (dist/<version>/),
- * GitHub Releases, or (once registry installs exist) a registry artifact.
+ * GitHub Releases, or a registry artifact / OCI layout (lib/oci/agent-source.ts).
  * Each gives the same parts: containai-host.SHA256SUMS and its signature
  * material, read small and whole before anything else; then the agent binary
  * for one architecture, streamed into a file the caller names (beside the
@@ -20,13 +20,13 @@ import {
   ATTESTATION_FILE,
   type AgentArch,
 } from '../bundle/layout.ts';
-import { ContainaiError, describeCause, usageError } from '../errors.ts';
+import { ContainaiError, describeCause } from '../errors.ts';
 import { downloadReleaseAsset } from '../github/download.ts';
 import type { BlobSignatures } from '../trust/verify.ts';
 
 /** The sums file lists two binaries; signature material is a few KB (an attestation .jsonl a little more). */
-const SUMS_MAX_BYTES = 64 * 1024;
-const SIGNATURE_MAX_BYTES = 4 * 1024 * 1024;
+export const SUMS_MAX_BYTES = 64 * 1024;
+export const SIGNATURE_MAX_BYTES = 4 * 1024 * 1024;
 /** The agent is ~114 MB today; the cap bounds a hostile source, not a real agent. */
 export const AGENT_MAX_BYTES = 1024 ** 3;
 
@@ -73,7 +73,10 @@ async function readCapped(path: string, max: number, what: string): Promise<Buff
   }
 }
 
-function partsFrom(sums: Buffer | undefined, attestation: Buffer | undefined, bundle: Buffer | undefined, sig: Buffer | undefined, where: string): AgentParts {
+const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
+
+/** The parts as every source hands them over (a registry source too: lib/oci/agent-source.ts). */
+export function partsFrom(sums: Uint8Array | undefined, attestation: Uint8Array | undefined, bundle: Uint8Array | undefined, sig: Uint8Array | undefined, where: string): AgentParts {
   if (!sums) {
     throw new ContainaiError('NOT_FOUND', `${where} has no ${AGENT_SUMS_FILE}`, {
       hint: 'self-update needs a release of the second format (the agent as its own asset, with containai-host.SHA256SUMS)',
@@ -81,7 +84,7 @@ function partsFrom(sums: Buffer | undefined, attestation: Buffer | undefined, bu
   }
   return {
     sums,
-    signatures: { attestation: attestation?.toString('utf8'), sigstoreBundle: bundle?.toString('utf8'), sig: sig?.toString('utf8') },
+    signatures: { attestation: text(attestation), sigstoreBundle: text(bundle), sig: text(sig) },
     labels: LABELS,
   };
 }
@@ -184,8 +187,12 @@ export function githubSource(options: GithubSourceOptions): AgentSource {
   };
 }
 
-/** A registry artifact (`--from oci://...`): not yet, until registry installs (issue 14) land. */
-export function ociSource(from: string): never {
-  void from;
-  throw usageError('self-update --from oci:// is not available yet: it comes with registry installs (issue 14)', 'take the agent from a release folder (--asset-dir DIR) or GitHub Releases (--repo OWNER/REPO --version V)');
+/**
+ * A registry artifact (`--from oci://REGISTRY/REPO[:TAG|@DIGEST]`) or an OCI image layout
+ * (`--from oci-layout:DIR[:TAG]`): the same parts, from the release artifact's layers.
+ * Loaded only when asked for: the OCI client is not on the path of the other sources.
+ */
+export async function ociSource(from: string): Promise<AgentSource> {
+  const { ociAgentSource } = await import('../oci/agent-source.ts');
+  return ociAgentSource(from);
 }

@@ -1,6 +1,6 @@
 /**
  * A large blob (the payload) downloaded to a file and handed onward as it
- * arrives: every chunk is appended to <dir>/sha256-<hex>.partial and then
+ * arrives: every chunk is written to <dir>/sha256-<hex>.partial and then
  * yielded, so extraction works while the download runs and nothing waits
  * for the whole blob.
  *
@@ -13,7 +13,7 @@
  * the iteration throws, so the consumer, who has seen every byte, drops its
  * work. The file is owned by root and mode 0600, opened with O_NOFOLLOW.
  */
-import { constants } from 'node:fs';
+import { constants, writeSync } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContainaiError, describeCause } from '../errors.ts';
@@ -36,6 +36,12 @@ export interface BlobDownloadOptions {
   signal?: AbortSignal;
   /** Bytes already on disk when the download started (tests and progress). */
   onResume?: (offset: number) => void;
+  /**
+   * Write exactly this file instead of <dir>/sha256-<hex>.partial: created
+   * exclusively with this mode (never an existing file, never through a
+   * link), so nothing is resumed from it (self-update's new agent).
+   */
+  file?: { path: string; mode: number };
 }
 
 export function partialPath(dir: string, digest: string): string {
@@ -52,18 +58,22 @@ async function openPartial(path: string): Promise<FileHandle> {
  * Throws ContainaiError('VERIFY') after the last byte when the digest does not match.
  */
 export async function* downloadBlob(client: RegistryClient, descriptor: Descriptor, options: BlobDownloadOptions): AsyncGenerator<Uint8Array> {
-  await mkdir(options.dir, { recursive: true, mode: 0o700 });
-  const path = partialPath(options.dir, descriptor.digest);
-  const hasher = new Bun.CryptoHasher('sha256');
+  const path = options.file?.path ?? partialPath(options.dir, descriptor.digest);
   let handle: FileHandle;
   try {
-    handle = await openPartial(path);
+    if (options.file) {
+      handle = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, options.file.mode);
+    } else {
+      await mkdir(options.dir, { recursive: true, mode: 0o700 });
+      handle = await openPartial(path);
+    }
   } catch (err) {
     throw new ContainaiError('STATE', `cannot open the download file for ${options.label} in ${options.dir}: ${describeCause(err)}`, {
       hint: 'the downloads folder must be a real folder writable by this user (a link there is refused)',
     });
   }
   let finished = false;
+  const hasher = new Bun.CryptoHasher('sha256');
   try {
     let offset = (await handle.stat()).size;
     if (offset > descriptor.size) {
@@ -102,7 +112,7 @@ export async function* downloadBlob(client: RegistryClient, descriptor: Descript
               hint: 'the registry served other bytes than the digest names: do not use it',
             });
           }
-          await writeAll(handle, chunk, position);
+          writeAll(handle.fd, chunk, position, options.label);
           hasher.update(chunk);
           position += chunk.byteLength;
           yield chunk;
@@ -125,7 +135,9 @@ export async function* downloadBlob(client: RegistryClient, descriptor: Descript
         hint: 'the registry served other bytes than the manifest names (a swapped layer?): nothing from it is used; the download was removed',
       });
     }
-    await handle.sync();
+    // A file that is kept (a mirror's blob, a new agent) must be on disk; one removed now must not be
+    // written there first: fsync of a 100 MB payload about to be unlinked cost an install ~0.3 s (bench/registry.ts).
+    if (options.keep) await handle.sync();
     await handle.close();
     finished = true;
     if (!options.keep) await rm(path, { force: true });
@@ -134,11 +146,19 @@ export async function* downloadBlob(client: RegistryClient, descriptor: Descript
   }
 }
 
-async function writeAll(handle: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
-  let written = 0;
-  while (written < chunk.byteLength) {
-    const { bytesWritten } = await handle.write(chunk, written, chunk.byteLength - written, position + written);
-    written += bytesWritten;
+/**
+ * pwrite(2) of a chunk, synchronously: into the page cache, a few hundred µs a chunk. The awaited
+ * FileHandle.write it replaces made a thread-pool round trip per chunk; a worker thread that hashed
+ * and wrote beside the extraction was slower on 2 cores (the install's file hashing already has one).
+ */
+function writeAll(fd: number, chunk: Uint8Array, position: number, label: string): void {
+  try {
+    let written = 0;
+    while (written < chunk.byteLength) written += writeSync(fd, chunk, written, chunk.byteLength - written, position + written);
+  } catch (err) {
+    throw new ContainaiError('STATE', `cannot write the download file for ${label}: ${describeCause(err)}`, {
+      hint: 'check the free space and the file system of the downloads folder, then run again: it resumes',
+    });
   }
 }
 

@@ -15,10 +15,11 @@
  * payload byte: a manifest whose signature fails costs the registry the
  * manifest and a few KB.
  */
-import { join } from 'node:path';
+import { readdir, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { ATTESTATION_FILE, PAYLOAD_ARCHIVE, RELEASE_FILE, SUMS_FILE, SUMS_SIG_FILE, SUMS_SIGSTORE_FILE } from '../bundle/layout.ts';
 import { ContainaiError } from '../errors.ts';
-import { downloadBlob } from './blob-download.ts';
+import { downloadBlob, partialPath } from './blob-download.ts';
 import { RegistryClient, type ClientOptions } from './client.ts';
 import { pullCredentials } from './credentials.ts';
 import { LayoutReader } from './layout.ts';
@@ -36,6 +37,17 @@ export interface OciReleaseSource extends ReleaseSource {
   readonly digest: string | undefined;
   /** After open(): the parsed artifact (layers, the version annotation: informative only). */
   readonly artifact: ReleaseArtifact | undefined;
+}
+
+/**
+ * A partial download of another blob is one an earlier run gave up on (another release was
+ * installed since, under the same lock): removed when a download starts, so abandoned payloads
+ * do not pile up in state/downloads. The one of this blob is kept: it is what resumes.
+ */
+async function removeOtherPartials(dir: string, digest: string): Promise<void> {
+  const keep = basename(partialPath(dir, digest));
+  const names = await readdir(dir).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => /^sha256-[0-9a-f]{64}\.partial$/.test(n) && n !== keep).map((n) => rm(join(dir, n), { force: true })));
 }
 
 /** Where an install keeps resumable downloads: <install-root>/state/downloads. */
@@ -125,22 +137,22 @@ export function registryReleaseSource(ref: RegistryReference, options: RegistryS
       // One GET resolves the tag and reads the manifest; its digest is computed from the bytes.
       const fetched = await getManifest(c, reference(), controller.signal);
       artifact = parseReleaseManifest(fetched.bytes, fetched.digest, formatReference(ref));
-      const small = new Map<string, Uint8Array>();
-      for (const title of SMALL_TITLES) {
-        const layer = artifact.layers.get(title);
-        if (!layer) continue;
-        small.set(title, await fetchSmallBlob(c, layer, layerSpec(title)?.maxBytes ?? 0, title, controller.signal));
-      }
-      return partsFrom(small);
+      // The small layers side by side (the manifest's answer settled the auth): one round trip instead of five.
+      const present = SMALL_TITLES.flatMap((title) => {
+        const layer = (artifact as ReleaseArtifact).layers.get(title);
+        return layer ? [{ title, layer }] : [];
+      });
+      const fetchedSmall = await Promise.all(present.map(({ title, layer }) => fetchSmallBlob(c, layer, layerSpec(title)?.maxBytes ?? 0, title, controller.signal)));
+      return partsFrom(new Map(present.map(({ title }, i) => [title, fetchedSmall[i] as Uint8Array])));
     },
     payload() {
       if (!artifact || !client) throw notOpened();
-      return downloadBlob(client, requireLayer(artifact, PAYLOAD_ARCHIVE), {
-        dir: options.downloadDir,
-        label: PAYLOAD_ARCHIVE,
-        keep: options.keepDownload,
-        signal: controller.signal,
-      });
+      const layer = requireLayer(artifact, PAYLOAD_ARCHIVE);
+      const download = downloadBlob(client, layer, { dir: options.downloadDir, label: PAYLOAD_ARCHIVE, keep: options.keepDownload, signal: controller.signal });
+      return (async function* () {
+        await removeOtherPartials(options.downloadDir, layer.digest);
+        yield* download;
+      })();
     },
     async close() {
       controller.abort();

@@ -265,11 +265,12 @@ describe('self-update from a release folder', () => {
     expectUntouched(bin, binDir, agents.old);
   });
 
-  test('--from oci:// says plainly it is not there yet (exit 2); --rollback with nothing to roll back changes nothing', async () => {
+  // self-update --from oci:// itself is tested against a real registry in oci-self-update.test.ts.
+  test('--from with --asset-dir is a usage error (exit 2); --rollback with nothing to roll back changes nothing', async () => {
     const { bin, binDir } = hostWith(agents.old);
-    const r = await runAgent(bin, ['self-update', '--from', 'oci://ghcr.io/acme/containai:stable']);
+    const r = await runAgent(bin, ['self-update', '--from', 'oci://ghcr.io/acme/containai:stable', '--asset-dir', binDir]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('self-update --from oci:// is not available yet');
+    expect(r.stderr).toContain('give one source: --asset-dir or --from');
     const none = await runAgent(bin, ['self-update', '--rollback']);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('there is no');

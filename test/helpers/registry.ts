@@ -195,3 +195,14 @@ export function startProxyRegistry(): Promise<ProxyRegistryService> {
     return { address, dir, upstream };
   });
 }
+
+/** Where distribution keeps a blob's bytes on disk (filesystem storage): a test swaps a layer there. */
+export function storedBlob(service: { dir: string }, digest: string): string {
+  const hex = digest.slice('sha256:'.length);
+  return join(service.dir, 'data', 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
+}
+
+/** GETs of one blob in an access log. */
+export function blobGets(log: AccessEntry[], digest: string): AccessEntry[] {
+  return log.filter((e) => e.method === 'GET' && e.path.endsWith(`/blobs/${digest}`));
+}

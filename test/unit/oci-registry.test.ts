@@ -5,7 +5,7 @@
  * registry was asked is read from its access log.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PAYLOAD_ARCHIVE, SUMS_FILE } from '../../lib/bundle/layout.ts';
 import { sha256File } from '../../lib/digest.ts';
@@ -182,6 +182,19 @@ describe('Basic auth (htpasswd)', () => {
     expect(payloadErr.message).toContain('payload.tar.gz');
     expect(existsSync(partialPath(dir, layer(PAYLOAD_ARCHIVE).digest))).toBe(false);
     writeFileSync(payloadPath, payload);
+  });
+
+  test("a download that starts removes other blobs' partial files (abandoned downloads), and nothing else", async () => {
+    const dir = scratch('cai-dl-');
+    const stale = join(dir, `sha256-${'0'.repeat(64)}.partial`);
+    writeFileSync(stale, 'an abandoned download');
+    writeFileSync(join(dir, 'notes.txt'), 'not ours');
+    const src = source(basic.address, 'acme/basic:stable', { creds: basic, dir });
+    await src.open();
+    expect(existsSync(stale)).toBe(true);
+    expect((await drain(src.payload())).sha256).toBe(await sha256File(release.payload));
+    expect(existsSync(stale)).toBe(false);
+    expect(readdirSync(dir)).toEqual(['notes.txt']);
   });
 
   test('a run killed at 60% leaves the partial file; the next run asks only for the rest (access log) and the result verifies', async () => {
