@@ -2,7 +2,7 @@
  * containai-host gate status|pass|fail and check-health --metrics-file, run
  * as a user would (the compiled binary, a clean environment) on install roots
  * whose trial was started with lib/gate as install will start it. The
- * install --gate --wait tests come with the new install (stage 2).
+ * install --gate --wait tests are in gate-install.test.ts.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -135,7 +135,7 @@ describe('check-health --metrics-file', () => {
     // No engine answers here: the report is unhealthy, and the file is written all the same.
     const r = await host(['check-health', '--offline', '--install-root', g.root, '--metrics-file', path], { env: { DOCKER_HOST: `unix://${join(dir, 'none.sock')}` } });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/\nWARN {2}gate +v2 is on trial until /);
+    expect(r.stdout).toMatch(/\nWARN {2}gate +v2 is on trial until /);
     const text = readFileSync(path, 'utf8');
     const lint = Bun.spawnSync([requireService('promtool', 'prometheus'), 'check', 'metrics'], { stdin: new TextEncoder().encode(text), stderr: 'pipe', stdout: 'pipe' });
     expect({ code: lint.exitCode, out: `${lint.stdout}${lint.stderr}` }).toEqual({ code: 0, out: '' });
