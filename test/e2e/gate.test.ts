@@ -100,6 +100,7 @@ describe('containai-host gate pass|fail', () => {
   test('gate fail with no previous release: exit 1, the release stays current and off the bad list', async () => {
     const g = await onTrial();
     rmSync(join(g.root, 'previous'));
+    rmSync(join(g.root, 'releases', 'v1'), { recursive: true });
     const r = await host(['gate', 'fail', '--allow-nonroot', '--install-root', g.root]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/error: v2 failed its health gate at \S+Z: by hand; it stays current, as it could not be rolled back \(there is no previous release to roll back to\)/);
