@@ -72,7 +72,7 @@ export function createStatusLine(): StatusLine {
   let drawn = false;
   return {
     update(text) {
-      const width = Math.max(20, (process.stderr.columns ?? 80) - 1);
+      const width = Math.max(20, (process.stderr.columns || 80) - 1);
       process.stderr.write(`\r\u001b[K${text.length > width ? `${text.slice(0, width - 1)}…` : text}`);
       drawn = true;
     },

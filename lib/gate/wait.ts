@@ -9,7 +9,7 @@
  * trial's own end (superseded), never with another release's verdict.
  */
 import { createStatusLine } from '../cli/progress.ts';
-import { log } from '../cli/output.ts';
+import { log, verbosity } from '../cli/output.ts';
 import { ContainaiError } from '../errors.ts';
 import type { InstallLayout } from '../release/layout.ts';
 import { printableText } from '../text.ts';
@@ -38,7 +38,8 @@ export interface WaitOutcome {
 
 /** Rounds until the trial with this id is decided. */
 export async function waitForTrial(layout: InstallLayout, trialId: string, deps: GateDeps): Promise<WaitOutcome> {
-  const line = createStatusLine();
+  // --quiet: no progress at all (the verdict is the result, or the error).
+  const line = verbosity() === 'quiet' ? { update() {}, done() {} } : createStatusLine();
   const failingBefore = new Set<string>();
   try {
     for (;;) {

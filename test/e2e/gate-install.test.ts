@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expectNoStack, host, removeDir } from '../helpers/cli.ts';
+import { baseEnv, binaryPath, expectNoStack, host, removeDir } from '../helpers/cli.ts';
 import {
   badVersions,
   checkHealth,
@@ -20,12 +20,13 @@ import {
   type GateHost,
   gateRelease,
   install,
+  installArgs,
   makeGateHost,
   probeFile,
   setProbeExit,
   snapshot,
 } from '../helpers/gate-host.ts';
-import { startDockerd, waitFor } from '../helpers/services.ts';
+import { requireService, startDockerd, waitFor } from '../helpers/services.ts';
 
 const made: string[] = [];
 afterAll(() => made.forEach(removeDir));
@@ -91,6 +92,8 @@ describe('install --gate --wait', () => {
     expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
     expect(r.stdout).toMatch(/\nv2\.0\.0 passed its health gate at \S+Z: 4 probes passed through the 3s window\n$/);
+    // Not a terminal: no status line redrawn.
+    expect(r.stderr).not.toContain('\r');
     const state = gateJson(h);
     expect(Date.parse(state.decision.at)).toBeGreaterThanOrEqual(Date.parse(state.deadline));
     expect(state.probes.map((p: { name: string; status: string; failures: number }) => [p.name, p.status, p.failures])).toEqual([
@@ -162,6 +165,17 @@ describe('install --gate --wait', () => {
     expect(currentOf(h)).toBe('v1.0.0');
     expect(badVersions(h)).toEqual(['v2.0.0']);
   });
+});
+
+test('on a terminal, --wait redraws one status line while the trial runs', async () => {
+  const h = await hostWithV1();
+  const quoted = [binaryPath('containai-host'), ...installArgs(h, 'v2.0.0', ['--gate', '2s', '--wait'])].map((a) => `'${a}'`).join(' ');
+  // script(1) gives the binary a terminal for stderr, as a person's shell would.
+  const r = Bun.spawnSync([requireService('script', 'bsdutils'), '-qec', quoted, '/dev/null'], { env: { ...baseEnv(), ...h.env, TERM: 'dumb', COLUMNS: '200' }, stdout: 'pipe', stderr: 'pipe' });
+  const out = r.stdout.toString();
+  expect(r.exitCode).toBe(0);
+  expect(out).toMatch(/\r\u001b\[Kgate: v2\.0\.0 on trial, \d+(ms|s) left; 4 of 4 probes passing/);
+  expect(out).toContain('v2.0.0 passed its health gate at ');
 });
 
 describe('probe files are refused before activation, the file and field named, nothing changed', () => {
