@@ -82,6 +82,8 @@ export async function advanceFromReport(report: HealthReport, options: AdvanceFr
   let out = report;
   if (advance?.decidedNow && advance.state?.decision?.rolledBackTo) out = await options.rerun();
   const gate = await runCheck(gateCheck, options.context);
+  // A damaged state file is the gate check's own failure, said once.
+  if (problem && gate.details?.state === 'damaged') return { report: withCheck(out, gate), problem: problem.message };
   if (problem) {
     out = withCheck(out, {
       ...gate,
