@@ -33,7 +33,7 @@ export default defineCommand({
     'asset-dir': { type: 'string', description: 'take containai-<version>.tar.gz from this folder instead of GitHub Releases', valueHint: 'DIR' },
     bundle: { type: 'string', description: 'install this bundle file instead of downloading', valueHint: 'FILE' },
     'verify-only': { type: 'boolean', description: 'verify the current release again (its kept signature, then every file, mode and link) and change nothing; with --version, that it is the current one' },
-    force: { type: 'boolean', description: 'reinstall the version that is already current (into a fresh folder, switched atomically)' },
+    force: { type: 'boolean', description: 'reinstall the version that is already current (into a fresh folder, switched atomically), or install a version that failed its health gate (it goes on trial again)' },
     'allow-downgrade': { type: 'boolean', description: 'install a version older than the highest one ever installed here' },
     gate: { type: 'string', description: 'how long the new release is on trial (its health probes must keep passing, or the previous release becomes current again), a systemd time span from 1s to 24h (default 10min)', valueHint: 'SPAN' },
     'no-gate': { type: 'boolean', description: 'activate without a trial (no health gate, no probe files read)' },
