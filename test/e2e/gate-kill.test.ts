@@ -200,7 +200,7 @@ test(
         if (failing) await checkHealthJson(h);
         await waitFor('the decision to be due', () => Date.now() > dueAt(gateJson(h)) + 50, 10_000);
         // The report comes first and the advance last: the kills lean towards the end, where the decision is.
-        ({ killed } = await runAndKill(checkHealthArgs(h), h.env, decideMs * (0.5 + Math.random() * 0.6)));
+        ({ killed } = await runAndKill(checkHealthArgs(h), h.env, decideMs * (0.6 + Math.random() * 0.45)));
       }
       if (!killed) continue;
       kills += 1;
@@ -216,7 +216,7 @@ test(
     expect(kills).toBeGreaterThanOrEqual(KILLS);
     // The kills reached both the trial and its decision.
     expect([...phases.keys()].some((p) => p.includes('on trial'))).toBe(true);
-    expect([...phases.keys()].some((p) => p.startsWith('check-health') && /decid/.test(p))).toBe(true);
+    expect([...phases.keys()].some((p) => /: decid/.test(p))).toBe(true);
   },
   900_000,
 );
