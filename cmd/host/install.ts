@@ -4,11 +4,11 @@ import { join, resolve } from 'node:path';
 import { printJson, printResult } from '../../lib/cli/output.ts';
 import { assertSafeVersion, bundleFileName } from '../../lib/bundle/layout.ts';
 import { ContainaiError, usageError } from '../../lib/errors.ts';
+import { gateDeps, gateInstallHooks, gateOptionsFromFlags } from '../../lib/gate/install-hooks.ts';
+import { gateRefusal, trialOf, waitForTrial } from '../../lib/gate/wait.ts';
 import { DEFAULT_GITHUB_URL } from '../../lib/github/download.ts';
 import { appendEvent } from '../../lib/release/events.ts';
 import { assertInstallRootAllowed, assertLayoutFolders } from '../../lib/release/guard.ts';
-import { gateDeps, gateInstallHooks, gateOptionsFromFlags } from '../../lib/gate/install-hooks.ts';
-import { gateRefusal, trialOf, waitForTrial } from '../../lib/gate/wait.ts';
 import { installRelease } from '../../lib/release/install.ts';
 import { inspectInstalledRelease } from '../../lib/release/installed.ts';
 import { installLayout, isReleaseDirName, versionOfDir } from '../../lib/release/layout.ts';
@@ -18,8 +18,8 @@ import { verifyInstalledRelease } from '../../lib/release/verify-installed.ts';
 import { didYouMeanVersion } from '../../lib/release/versions.ts';
 import { secretFromEnv } from '../../lib/secrets.ts';
 import type { TrustPolicy } from '../../lib/trust/policy.ts';
-import { installRootArgs, jsonArgs, lockArgs, lockWaitMs, nonrootArgs, policyArgs, trustDirArgs } from './_release.ts';
 import { probeDirArgs, readPolicyFlags } from '../_shared.ts';
+import { installRootArgs, jsonArgs, lockArgs, lockWaitMs, nonrootArgs, policyArgs, trustDirArgs } from './_release.ts';
 
 export default defineCommand({
   meta: {
@@ -52,10 +52,13 @@ export default defineCommand({
 
     if (!args.version && !args.from) throw usageError('--version is required', 'name the release to install, e.g. --version v1.2.3 (or give --from oci://…, whose signed manifest names it)');
     const version = args.version === undefined ? undefined : assertSafeVersion(args.version);
-    const gate = gateOptionsFromFlags({ gate: flagGiven(rawArgs, 'gate') ? String(args.gate) : undefined, noGate: rawArgs.includes('--no-gate'), probeDir: args['probe-dir'] }, 'install');
+    const gate = {
+      ...gateOptionsFromFlags({ gate: flagGiven(rawArgs, 'gate') ? String(args.gate) : undefined, noGate: rawArgs.includes('--no-gate'), probeDir: args['probe-dir'] }, 'install'),
+      // A decision this install completes, or --wait makes, verifies the release it goes back to under this install's policy.
+      policy,
+      trustDir: args['trust-dir'],
+    };
     if (args.wait && gate.spanMs === undefined) throw usageError('--wait waits for the health gate, and --no-gate turns it off', 'drop one of them');
-    gate.policy = policy;
-    gate.trustDir = args['trust-dir'];
     const installRoot = await assertInstallRootAllowed(args['install-root'], { allowNonroot: Boolean(args['allow-nonroot']) });
     const source = await releaseSource(args, version, installRoot);
     const result = await installRelease({
