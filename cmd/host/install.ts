@@ -87,7 +87,9 @@ export default defineCommand({
       printResult(`${result.version} is on trial until ${trial.deadline} (${trial.probes.length} probes, ${files} from probe files)${args.wait ? '' : ': check-health decides it, or containai-host gate pass|fail'}`, { json });
       gateDoc = { status: 'on-trial', trialId: trial.trialId, deadline: trial.deadline, probes: trial.probes.map((p) => p.name) };
       if (args.wait) {
-        const outcome = await waitForTrial(layout, trial.trialId, gateDeps(gate, { by: 'install --wait', lockWaitMs: lockWaitMs(args['lock-wait']) }));
+        // operatorDir left to the trial's own (it may be an earlier install's, when this version was already current).
+        const deps = gateDeps(gate, { by: 'install --wait', lockWaitMs: lockWaitMs(args['lock-wait']), operatorDir: undefined });
+        const outcome = await waitForTrial(layout, trial.trialId, deps);
         if (outcome.result.status !== 'passed') throw gateRefusal(result.version, outcome);
         printResult(outcome.result.message, { json });
         gateDoc = { status: 'passed', trialId: trial.trialId, decision: outcome.trial?.decision };
