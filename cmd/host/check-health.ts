@@ -2,6 +2,7 @@ import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
 import { printJson, printResult } from '../../lib/cli/output.ts';
 import { ContainaiError } from '../../lib/errors.ts';
+import { advanceFromReport } from '../../lib/gate/advance-report.ts';
 import { HEALTH_CHECKS } from '../../lib/health/checks.ts';
 import { createHealthContext } from '../../lib/health/context.ts';
 import { formatReport } from '../../lib/health/report.ts';
@@ -12,7 +13,7 @@ export default defineCommand({
   meta: {
     name: 'check-health',
     description:
-      'Check the engine (Docker, not Podman) and its security options, the installed release, the profile and its images, disk and registry. Also the health gate, trust and the update channel. Exit 0 healthy, 1 unhealthy. Without policy flags the kept signature of the release is verified under the signer its install.json records.',
+      'Check the engine (Docker, not Podman) and its security options, the installed release, the profile and its images, disk and registry, trust and the update channel, and advance the health gate of a release on trial (decided when due). Exit 0 healthy, 1 unhealthy. Without policy flags the kept signature of the release is verified under the signer its install.json records.',
   },
   args: {
     ...installRootArgs,
@@ -26,14 +27,22 @@ export default defineCommand({
   async run({ args, rawArgs }) {
     // Policy flags verify under that policy; without them, under the signer install.json recorded.
     const { policy, chosen } = readPolicyFlags(args, rawArgs);
-    const ctx = createHealthContext({
-      installRoot: args['install-root'],
-      offline: args.offline === true,
+    const context = () =>
+      createHealthContext({
+        installRoot: args['install-root'],
+        offline: args.offline === true,
+        policy: chosen ? policy : undefined,
+        trustDir: args['trust-dir'],
+        fullVerify: args.full === true,
+      });
+    const ctx = context();
+    // The report, then the trial of a new release advanced with it (and decided when due): lib/gate/advance-report.ts.
+    const { report } = await advanceFromReport(await runHealthChecks(HEALTH_CHECKS, ctx), {
       policy: chosen ? policy : undefined,
       trustDir: args['trust-dir'],
-      fullVerify: args.full === true,
+      context: ctx,
+      rerun: () => runHealthChecks(HEALTH_CHECKS, context()),
     });
-    const report = await runHealthChecks(HEALTH_CHECKS, ctx);
     printResult(formatReport(report), { json: args.json });
     if (args['metrics-file']) {
       const { writeHealthMetrics } = await import('../../lib/health/metrics.ts');

@@ -4,6 +4,8 @@ import { join, resolve } from 'node:path';
 import { printJson, printResult } from '../../lib/cli/output.ts';
 import { assertSafeVersion, bundleFileName } from '../../lib/bundle/layout.ts';
 import { ContainaiError, usageError } from '../../lib/errors.ts';
+import { gateDeps, gateInstallHooks, gateOptionsFromFlags } from '../../lib/gate/install-hooks.ts';
+import { gateRefusal, trialOf, waitForTrial } from '../../lib/gate/wait.ts';
 import { DEFAULT_GITHUB_URL } from '../../lib/github/download.ts';
 import { appendEvent } from '../../lib/release/events.ts';
 import { assertInstallRootAllowed, assertLayoutFolders } from '../../lib/release/guard.ts';
@@ -18,7 +20,7 @@ import { DEFAULT_RECORD_POLICY, policyFromRecord } from '../../lib/release/recor
 import { didYouMeanVersion } from '../../lib/release/versions.ts';
 import { secretFromEnv } from '../../lib/secrets.ts';
 import type { TrustPolicy } from '../../lib/trust/policy.ts';
-import { readPolicyFlags } from '../_shared.ts';
+import { probeDirArgs, readPolicyFlags } from '../_shared.ts';
 import { installRootArgs, jsonArgs, lockArgs, lockWaitMs, nonrootArgs, policyArgs, trustDirArgs } from './_release.ts';
 
 export default defineCommand({
@@ -33,8 +35,12 @@ export default defineCommand({
     'asset-dir': { type: 'string', description: 'take containai-<version>.tar.gz from this folder instead of GitHub Releases', valueHint: 'DIR' },
     bundle: { type: 'string', description: 'install this bundle file instead of downloading', valueHint: 'FILE' },
     'verify-only': { type: 'boolean', description: 'verify the current release again (its kept signature, then every file, mode and link) and change nothing; with --version, that it is the current one' },
-    force: { type: 'boolean', description: 'reinstall the version that is already current (into a fresh folder, switched atomically)' },
+    force: { type: 'boolean', description: 'reinstall the version that is already current (into a fresh folder, switched atomically), or install a version that failed its health gate (it goes on trial again)' },
     'allow-downgrade': { type: 'boolean', description: 'install a version older than the highest one ever installed here' },
+    gate: { type: 'string', description: 'how long the new release is on trial (its health probes must keep passing, or the previous release becomes current again), a systemd time span from 1s to 24h (default 10min)', valueHint: 'SPAN' },
+    'no-gate': { type: 'boolean', description: 'activate without a trial (no health gate, no probe files read)' },
+    wait: { type: 'boolean', description: 'wait until the gate is decided: exit 0 when the release passes, 1 when it fails (and the previous release is current again)' },
+    ...probeDirArgs,
     ...installRootArgs,
     ...nonrootArgs,
     ...lockArgs,
@@ -53,6 +59,13 @@ export default defineCommand({
 
     if (!args.version && !args.from) throw usageError('--version is required', 'name the release to install, e.g. --version v1.2.3 (or give --from oci://…, whose signed manifest names it)');
     const version = args.version === undefined ? undefined : assertSafeVersion(args.version);
+    const gate = {
+      ...gateOptionsFromFlags({ gate: flagGiven(rawArgs, 'gate') ? String(args.gate) : undefined, noGate: rawArgs.includes('--no-gate'), probeDir: args['probe-dir'] }, 'install'),
+      // A decision this install completes, or --wait makes, verifies the release it goes back to under this install's policy.
+      policy,
+      trustDir: args['trust-dir'],
+    };
+    if (args.wait && gate.spanMs === undefined) throw usageError('--wait waits for the health gate, and --no-gate turns it off', 'drop one of them');
     const installRoot = await assertInstallRootAllowed(args['install-root'], { allowNonroot: Boolean(args['allow-nonroot']) });
     const source = await releaseSource(args, version, installRoot);
     const result = await installRelease({
@@ -64,8 +77,7 @@ export default defineCommand({
       force: Boolean(args.force),
       allowDowngrade: Boolean(args['allow-downgrade']),
       lockWaitMs: lockWaitMs(args['lock-wait']),
-      // The bad list (state/bad.json) applies to every source; for a registry it is checked on the verified version.
-      hooks: { refuseVersion: async (layout, v) => (await import('../../lib/gate/bad.ts')).badReason(layout, v) },
+      hooks: gateInstallHooks(gate),
     });
     const json = args.json === true;
     if (result.outcome === 'already-current') {
@@ -74,11 +86,34 @@ export default defineCommand({
       const format = result.format === 1 ? ' (first format)' : '';
       printResult(`${result.version} is current (releases/${result.dirName}${format}, signer ${describeSigner(result.signer!)})${result.previous ? `; previous is releases/${result.previous}` : ''}`, { json });
     }
+    const layout = installLayout(installRoot);
+    const trial = gate.spanMs === undefined ? undefined : await trialOf(layout, result.dirName);
+    let gateDoc: Record<string, unknown> = { status: gate.spanMs === undefined ? 'off' : 'none' };
+    if (trial && !trial.decision) {
+      const files = trial.probes.filter((p) => p.kind !== 'check').length;
+      printResult(`${result.version} is on trial until ${trial.deadline} (${trial.probes.length} probes, ${files} from probe files)${args.wait ? '' : ': check-health decides it, or containai-host gate pass|fail'}`, { json });
+      gateDoc = { status: 'on-trial', trialId: trial.trialId, deadline: trial.deadline, probes: trial.probes.map((p) => p.name) };
+      if (args.wait) {
+        // operatorDir left to the trial's own (it may be an earlier install's, when this version was already current).
+        const deps = gateDeps(gate, { by: 'install --wait', lockWaitMs: lockWaitMs(args['lock-wait']), operatorDir: undefined });
+        const outcome = await waitForTrial(layout, trial.trialId, deps);
+        if (outcome.result.status !== 'passed') throw gateRefusal(result.version, outcome);
+        printResult(outcome.result.message, { json });
+        gateDoc = { status: 'passed', trialId: trial.trialId, decision: outcome.trial?.decision };
+      }
+    } else if (trial) {
+      gateDoc = { status: trial.decision?.outcome, trialId: trial.trialId, decision: trial.decision };
+    }
     if (json) {
-      printJson({ ok: true, outcome: result.outcome, version: result.version, source: source.location, format: result.format, dir: join(installRoot, 'releases', result.dirName), previous: result.previous, signer: result.signer, steps: result.steps, warnings: result.warnings });
+      printJson({ ok: true, outcome: result.outcome, version: result.version, source: source.location, format: result.format, dir: join(installRoot, 'releases', result.dirName), previous: result.previous, signer: result.signer, gate: gateDoc, steps: result.steps, warnings: result.warnings });
     }
   },
 });
+
+/** The flag was typed (citty reads --no-gate as gate=false, so the value alone cannot tell). */
+function flagGiven(rawArgs: readonly string[], name: string): boolean {
+  return rawArgs.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+}
 
 /** Where the release comes from: a registry or an OCI layout, a bundle file, a folder of release assets, or GitHub Releases. */
 async function releaseSource(args: { bundle?: string; 'asset-dir'?: string; repo?: string; from?: string }, version: string | undefined, installRoot: string): Promise<ReleaseSource> {

@@ -55,3 +55,30 @@ export function createProgress(label: string, total?: number): Progress {
 }
 
 export { formatBytes };
+
+export interface StatusLine {
+  /** Replaces the line with this text (one line, already printable). */
+  update(text: string): void;
+  /** Clears the line, so what is printed next starts on a clean one. */
+  done(): void;
+}
+
+/**
+ * One line of status redrawn in place (install --wait while the health gate
+ * decides), for a person at a terminal only: a pipe or a log gets nothing.
+ */
+export function createStatusLine(): StatusLine {
+  if (!process.stderr.isTTY) return { update() {}, done() {} };
+  let drawn = false;
+  return {
+    update(text) {
+      const width = Math.max(20, (process.stderr.columns || 80) - 1);
+      process.stderr.write(`\r\u001b[K${text.length > width ? `${text.slice(0, width - 1)}…` : text}`);
+      drawn = true;
+    },
+    done() {
+      if (drawn) process.stderr.write('\r\u001b[K');
+      drawn = false;
+    },
+  };
+}

@@ -4,10 +4,10 @@
  *
  *   1. the decision is written to gate.json (atomically): from here on the
  *      trial is decided, and every later run only completes it;
- *   2. on a failure, the previous release is verified (the one verifier,
- *      lib/release/verify-installed.ts) and made current again: one rename of
- *      current, then previous removed (it would name the failed release, and a
- *      rollback must never put that live again);
+ *   2. on a failure, the release that was current before the trial is
+ *      verified (the one verifier, lib/release/verify-installed.ts) and made
+ *      current again: one rename of current, then previous removed (it would
+ *      name the failed release, and a rollback must never put that live again);
  *   3. the failed version goes into bad.json, only once it is no longer current;
  *   4. the event, once (lib/gate/log.ts);
  *   5. gate.json marks the decision complete.
@@ -19,6 +19,8 @@
  * and off the bad list; check-health fails the gate check until a person acts.
  * Call with the install lock held.
  */
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { pointLink, readReleaseLink, removeLink } from '../release/activate.ts';
 import { CURRENT_LINK, type InstallLayout, PREVIOUS_LINK, versionOfDir } from '../release/layout.ts';
@@ -28,7 +30,7 @@ import { logDecisionOnce } from './log.ts';
 import { type Decision, type GateState, readBadList, writeGateState } from './state.ts';
 
 /** verifyInstalledRelease's shape (lib/release/verify-installed.ts): the seam tests may fill. */
-export type VerifyRelease = (installRoot: string, options: { link: typeof PREVIOUS_LINK; policy: TrustPolicy }) => Promise<{ ok: boolean; problems: string[] }>;
+export type VerifyRelease = (installRoot: string, options: { dirName: string; policy: TrustPolicy }) => Promise<{ ok: boolean; problems: string[] }>;
 
 export interface DecideDeps {
   /** Who decides, recorded with the decision: "check-health", "install --wait", "gate fail". */
@@ -59,22 +61,39 @@ async function policyFor(dir: string, deps: DecideDeps): Promise<TrustPolicy | s
   }
 }
 
-/** Makes previous current again, verified first: the folder now current, or why not (nothing changed then). */
-async function rollBack(layout: InstallLayout, state: GateState, deps: DecideDeps): Promise<{ to: string } | { problem: string }> {
+/**
+ * Where a failed trial goes back to: the release that was current when the trial started
+ * (gate.json's previous), while its folder is there. The previous link alone is not enough:
+ * install moves current before previous, so a kill between the two renames leaves previous on an
+ * older release, or on none. The link is the fallback (a folder since removed by hand).
+ */
+async function rollbackTarget(layout: InstallLayout, state: GateState): Promise<{ dirName: string } | { problem: string }> {
+  if (state.previous) {
+    const info = await lstat(join(layout.releases, state.previous.dir)).catch(() => undefined);
+    if (info?.isDirectory()) return { dirName: state.previous.dir };
+  }
   const previous = await readReleaseLink(layout, PREVIOUS_LINK);
   if (previous.kind === 'absent') return { problem: 'there is no previous release to roll back to' };
   if (previous.kind === 'invalid') return { problem: previous.reason };
-  const version = versionOfDir(previous.dirName);
-  if (previous.dirName === state.dir || version === state.version) return { problem: `previous is ${state.version} itself` };
+  return { dirName: previous.dirName };
+}
+
+/** Makes the release before the trial current again, verified first: the folder now current, or why not (nothing changed then). */
+async function rollBack(layout: InstallLayout, state: GateState, deps: DecideDeps): Promise<{ to: string } | { problem: string }> {
+  const target = await rollbackTarget(layout, state);
+  if ('problem' in target) return target;
+  const { dirName } = target;
+  const version = versionOfDir(dirName);
+  if (dirName === state.dir || version === state.version) return { problem: `previous is ${state.version} itself` };
   const bad = (await readBadList(layout)).find((e) => e.version === version);
   if (bad) return { problem: `previous ${version} is itself on the bad list (failed its gate at ${bad.at})` };
-  const policy = await policyFor(previous.dir, deps);
+  const policy = await policyFor(join(layout.releases, dirName), deps);
   if (typeof policy === 'string') return { problem: `previous ${version}: ${policy}` };
-  const check = await (deps.verifyRelease ?? verifyInstalled)(layout.root, { link: PREVIOUS_LINK, policy });
+  const check = await (deps.verifyRelease ?? verifyInstalled)(layout.root, { dirName, policy });
   if (!check.ok) return { problem: `previous ${version} does not verify: ${check.problems.slice(0, 3).join('; ')}` };
-  await pointLink(layout, CURRENT_LINK, previous.dirName);
+  await pointLink(layout, CURRENT_LINK, dirName);
   await removeLink(layout, PREVIOUS_LINK);
-  return { to: previous.dirName };
+  return { to: dirName };
 }
 
 /** Step 1: the decision, on disk before anything it causes. */

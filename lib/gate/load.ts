@@ -203,7 +203,7 @@ export async function loadProbes(releaseDir: string, operatorDir: string | undef
     throw new ContainaiError(collected.permission ? 'PERMISSION' : 'INPUT', `refusing the health probes (${n} problem${n === 1 ? '' : 's'}): ${collected.problems.join('; ')}`, {
       hint: collected.permission
         ? 'the operator probe folder must be root-owned and writable by no one else, like the trust folder'
-        : 'fix the probe files (SPEC "The health gate" gives the format); nothing was activated',
+        : 'fix the probe files (SPEC "The health gate" gives the format)',
       details: { problems: collected.problems },
     });
   }

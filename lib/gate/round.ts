@@ -21,7 +21,7 @@ import { systemctlShow, type SystemctlShow } from './systemctl.ts';
 import type { Probe, ProbeContext, ProbeOutcome } from './types.ts';
 
 export interface RoundDeps {
-  /** The operator's probe folder (default /etc/containai/health.d). */
+  /** The operator's probe folder; default: the one the trial started with (gate.json), else /etc/containai/health.d. */
   operatorDir?: string;
   /** The lib/health checks run as probes (default engine, release, profile). */
   healthChecks?: readonly HealthCheck[];
@@ -36,7 +36,7 @@ export interface RoundDeps {
 
 /** The probes of the release on trial: its files and the operator's, then the health checks. */
 export async function trialProbes(layout: InstallLayout, state: GateState, deps: RoundDeps): Promise<Probe[]> {
-  const files = await loadProbes(join(layout.releases, state.dir), deps.operatorDir ?? DEFAULT_OPERATOR_PROBE_DIR, state.spanMs);
+  const files = await loadProbes(join(layout.releases, state.dir), deps.operatorDir ?? state.operatorDir ?? DEFAULT_OPERATOR_PROBE_DIR, state.spanMs);
   return [...checkProbes(deps.healthChecks ?? GATE_HEALTH_CHECKS, Math.min(DEFAULT_PROBE_GRACE_MS, state.spanMs)), ...files];
 }
 

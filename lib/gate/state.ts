@@ -84,6 +84,12 @@ export const GateStateSchema = z.object({
   start: TIME,
   deadline: TIME,
   spanMs: z.number().int().positive(),
+  /**
+   * The operator's probe folder the trial started with (install --probe-dir), absolute: every round
+   * reads the same one, whoever runs it (the timer's check-health takes no --probe-dir). Absent in
+   * trials of stage 1: the default folder.
+   */
+  operatorDir: z.string().startsWith('/').max(4096).optional(),
   rounds: z.number().int().nonnegative(),
   lastRoundAt: TIME.optional(),
   probes: z.array(ProbeResultSchema),

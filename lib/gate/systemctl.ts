@@ -4,11 +4,21 @@
  * environment; tests (and hosts without systemd, such as the CI container)
  * feed the text instead. parseShow reads it either way, so what the probe
  * judges is always the real format.
+ *
+ * In-process tests pass their own SystemctlShow (RoundDeps.systemctl). The
+ * compiled binary cannot take one, so the program's path is fixed when it is
+ * built: /usr/bin/systemctl in every build of scripts/build.ts, and a stub's
+ * absolute path only in a TEST build (test/helpers/gate-build.ts compiles one
+ * with --define=__CONTAINAI_TEST_SYSTEMCTL__=…). No environment variable,
+ * flag or file chooses what root runs here.
  */
 import { describeCause, ContainaiError } from '../errors.ts';
 import { printableName } from '../text.ts';
 
-export const SYSTEMCTL = '/usr/bin/systemctl';
+declare const __CONTAINAI_TEST_SYSTEMCTL__: string | undefined;
+
+/** /usr/bin/systemctl, unless this binary is a test build (see above). */
+export const SYSTEMCTL: string = typeof __CONTAINAI_TEST_SYSTEMCTL__ === 'string' ? __CONTAINAI_TEST_SYSTEMCTL__ : '/usr/bin/systemctl';
 export const SHOW_PROPERTIES = ['LoadState', 'ActiveState', 'SubState', 'NRestarts'] as const;
 
 /** The output of `systemctl show --property=LoadState,ActiveState,SubState,NRestarts -- UNIT`. */

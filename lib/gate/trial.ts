@@ -19,7 +19,7 @@
  * any install, and the new release's trial begins.
  */
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ContainaiError } from '../errors.ts';
 import { readReleaseLink } from '../release/activate.ts';
 import { CURRENT_LINK, type InstallLayout, PREVIOUS_LINK, versionOfDir } from '../release/layout.ts';
@@ -104,7 +104,8 @@ export async function startTrial(layout: InstallLayout, request: TrialRequest, d
   assertSpan(request.spanMs);
   const releaseDir = join(layout.releases, request.dirName);
   // Refused before anything is written: install shows it and activates nothing.
-  const files = await loadProbes(releaseDir, deps.operatorDir ?? DEFAULT_OPERATOR_PROBE_DIR, request.spanMs);
+  const operatorDir = resolve(deps.operatorDir ?? DEFAULT_OPERATOR_PROBE_DIR);
+  const files = await loadProbes(releaseDir, operatorDir, request.spanMs);
   let old = await readGateState(layout);
   if (old?.superseded) await logSupersededOnce(layout, old.superseded, deps.by, old.version);
   if (old?.decision && !old.decision.complete) old = await completeDecision(layout, old, deps);
@@ -125,6 +126,7 @@ export async function startTrial(layout: InstallLayout, request: TrialRequest, d
     start: iso(now),
     deadline: iso(now + request.spanMs),
     spanMs: request.spanMs,
+    operatorDir,
     rounds: 0,
     probes: probes.map((p) => ({ name: p.name, kind: p.kind, source: p.source, graceMs: p.graceMs, status: 'pending', message: 'not run yet', rounds: 0, failures: 0 })),
     superseded: old && !old.decision ? { trialId: old.trialId, version: old.version, at: iso(now) } : undefined,

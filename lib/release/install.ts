@@ -56,7 +56,14 @@ import { verifyInstalledRelease, type ReleaseVerification } from './verify-insta
 export interface InstallHooks {
   /** After every check passed on the staged tree, before the switch: throw to refuse (the gate's probe files). */
   beforeActivate?(tree: string, version: string): Promise<void>;
-  /** Right after the switch, with the lock held (the gate starts its trial). A failure is a warning. */
+  /**
+   * With the lock held, the release placed in releases/<dirName> and current not yet switched to it:
+   * the gate writes its trial here, so a crash at any instant leaves a trial the next run decides
+   * (after the switch would leave a window where the release is current with no trial). Throw to
+   * refuse: the placed folder is removed and current is not touched.
+   */
+  beforeSwitch?(layout: InstallLayout, version: string, dirName: string): Promise<void>;
+  /** Right after the switch, with the lock held. A failure is a warning. */
   afterActivate?(layout: InstallLayout, version: string, dirName: string, previous: string | undefined): Promise<void>;
   /** Refuses a version before anything is fetched for it (the gate's bad list); returns the reason. */
   refuseVersion?(layout: InstallLayout, version: string): Promise<string | undefined>;
@@ -252,6 +259,13 @@ function installSteps(): Step<InstallContext>[] {
       name: 'activate',
       title: 'Switch current',
       async run(ctx) {
+        try {
+          await ctx.request.hooks?.beforeSwitch?.(ctx.layout, ctx.version as string, ctx.dirName as string);
+        } catch (err) {
+          // No link names the placed folder yet: removing it leaves releases/ as it was.
+          await removeRelease(ctx.layout, ctx.dirName as string).catch(() => undefined);
+          throw err;
+        }
         const { oldCurrent } = await activateRelease(ctx.layout, ctx.dirName as string);
         ctx.oldCurrent = oldCurrent;
       },

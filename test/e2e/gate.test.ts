@@ -2,7 +2,7 @@
  * containai-host gate status|pass|fail and check-health --metrics-file, run
  * as a user would (the compiled binary, a clean environment) on install roots
  * whose trial was started with lib/gate as install will start it. The
- * install --gate --wait tests come with the new install (stage 2).
+ * install --gate --wait tests are in gate-install.test.ts.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -100,6 +100,7 @@ describe('containai-host gate pass|fail', () => {
   test('gate fail with no previous release: exit 1, the release stays current and off the bad list', async () => {
     const g = await onTrial();
     rmSync(join(g.root, 'previous'));
+    rmSync(join(g.root, 'releases', 'v1'), { recursive: true });
     const r = await host(['gate', 'fail', '--allow-nonroot', '--install-root', g.root]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/error: v2 failed its health gate at \S+Z: by hand; it stays current, as it could not be rolled back \(there is no previous release to roll back to\)/);

@@ -108,7 +108,7 @@ describe('probe files', () => {
       expect(err.message).toMatch(expected);
       expect(err.message).not.toContain('hunter2');
       expect(err.message).not.toContain('good.json');
-      expect(err.hint).toContain('nothing was activated');
+      expect(err.hint).toContain('fix the probe files');
     });
   }
 

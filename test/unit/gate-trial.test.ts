@@ -229,7 +229,7 @@ describe('starting and superseding trials', () => {
   });
 });
 
-describe('a failure with nothing to roll back to', () => {
+describe('a failure, and what it can roll back to', () => {
   async function failWith(prepare: (g: GateRoot) => Promise<void> | void) {
     const { g, clock, deps } = await setup();
     await putOnTrial(g, SPAN, deps);
@@ -241,8 +241,20 @@ describe('a failure with nothing to roll back to', () => {
     return { g, r };
   }
 
-  test('no previous release: v2 stays current (the only verified release), off the bad list; check-health fails the gate check', async () => {
+  test('the previous link lost (a kill between the switch of current and of previous): the release current before the trial is the one rolled back to', async () => {
     const { g, r } = await failWith((g) => rmSync(join(g.root, 'previous')));
+    expect(r.state?.decision).toMatchObject({ outcome: 'fail', complete: true, rolledBackTo: 'v1' });
+    expect(currentDir(g.root)).toBe('v1');
+    expect(existsSync(join(g.root, 'previous'))).toBe(false);
+    expect((await readBadList(g.layout)).map((b) => b.version)).toEqual(['v2']);
+    expect(await brokenInvariants(g)).toEqual([]);
+  });
+
+  test('no previous release: v2 stays current (the only verified release), off the bad list; check-health fails the gate check', async () => {
+    const { g, r } = await failWith((g) => {
+      rmSync(join(g.root, 'previous'));
+      rmSync(join(g.root, 'releases', 'v1'), { recursive: true });
+    });
     expect(r.status).toBe('failed');
     expect(r.state?.decision).toMatchObject({ outcome: 'fail', complete: true, rollbackProblem: 'there is no previous release to roll back to' });
     expect(r.message).toContain('it stays current, as it could not be rolled back');
