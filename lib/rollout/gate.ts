@@ -1,0 +1,60 @@
+/**
+ * update and the health gate (lib/gate).
+ *
+ * SEAM(w-gate2): `gateInstallHooks` is the one place update asks for the
+ * install hooks of the gate. Branch w-gate2 wires the gate into install as
+ * InstallHooks with its own builder; at merge, make this function return
+ * that builder's hooks (same request: the span or none, who installs, the
+ * policy) and delete the stand-in body below. Until then the stand-in does
+ * what the gate's API asks, as closely as InstallHooks allows: the bad list
+ * refuses a version before anything is fetched, and the trial starts right
+ * after the switch (InstallHooks has no hook between "place" and "activate",
+ * where startTrial would rather be called).
+ *
+ * `settleOpenTrial`: update decides nothing new while a release is on trial.
+ * It advances the open trial one round (as check-health does, under the
+ * same lock, deciding it exactly once), so a host whose update timer runs
+ * also decides its trials; while the trial stays undecided, update waits.
+ */
+import { badReason } from '../gate/bad.ts';
+import { readGateState } from '../gate/state.ts';
+import { advanceTrial, settleTrial, startTrial, type AdvanceResult, type GateDeps } from '../gate/trial.ts';
+import type { InstallHooks } from '../release/install.ts';
+import type { InstallLayout } from '../release/layout.ts';
+import type { TrustPolicy } from '../trust/policy.ts';
+
+export type GateRequest = { spanMs: number } | 'off';
+
+export interface GateOptions {
+  gate: GateRequest;
+  /** The policy previous must verify under when a failed trial rolls back. */
+  policy: TrustPolicy;
+  trustDir?: string;
+  lockWaitMs: number;
+}
+
+function deps(options: GateOptions): GateDeps {
+  return { by: 'update', policy: options.policy, trustDir: options.trustDir, lockWaitMs: options.lockWaitMs };
+}
+
+/** SEAM(w-gate2): see the module comment. */
+export function gateInstallHooks(options: GateOptions): InstallHooks {
+  return {
+    refuseVersion: (layout, version) => badReason(layout, version),
+    async afterActivate(layout, version, dirName) {
+      if (options.gate === 'off') {
+        await settleTrial(layout, deps(options), version);
+        return;
+      }
+      await startTrial(layout, { version, dirName, spanMs: options.gate.spanMs }, deps(options));
+    },
+  };
+}
+
+/** The version on trial after one more round, or undefined when no trial is open. */
+export async function settleOpenTrial(layout: InstallLayout, options: GateOptions): Promise<{ onTrial?: string; advanced?: AdvanceResult }> {
+  const state = await readGateState(layout);
+  if (!state || (state.decision?.complete && !state.superseded)) return {};
+  const advanced = await advanceTrial(layout, deps(options));
+  return { onTrial: advanced.status === 'on-trial' ? advanced.state?.version : undefined, advanced };
+}
