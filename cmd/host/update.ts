@@ -7,6 +7,7 @@ import { assertInstallRootAllowed } from '../../lib/release/guard.ts';
 import { machineIdFile } from '../../lib/rollout/bucket.ts';
 import { runUpdate, UpdateRefusal, type UpdateResult } from '../../lib/rollout/update.ts';
 import { policyFromArgs } from '../../lib/trust/policy.ts';
+import { probeDirArgs } from '../_shared.ts';
 import { installRootArgs, jsonArgs, lockArgs, lockWaitMs, nonrootArgs, policyArgs, trustDirArgs } from './_release.ts';
 
 export default defineCommand({
@@ -25,6 +26,7 @@ export default defineCommand({
       description: 'the workflow that attests rollout statements, [HOST/]OWNER/REPO/PATH[@REF] (default: --signer-workflow); with --repo or --owner',
       valueHint: '[HOST/]OWNER/REPO/PATH',
     },
+    ...probeDirArgs,
     ...installRootArgs,
     ...nonrootArgs,
     ...lockArgs,
@@ -44,7 +46,7 @@ export default defineCommand({
     const installRoot = await assertInstallRootAllowed(args['install-root'], { allowNonroot: Boolean(args['allow-nonroot']) });
     const json = args.json === true;
     try {
-      const result = await runUpdate({ installRoot, from, channel, policy, rolloutSignerWorkflow, gate, lockWaitMs: lockWaitMs(args['lock-wait']), machineIdFile: machineIdFile() });
+      const result = await runUpdate({ installRoot, from, channel, policy, rolloutSignerWorkflow, gate, probeDir: args['probe-dir'], lockWaitMs: lockWaitMs(args['lock-wait']), machineIdFile: machineIdFile() });
       report(result, json);
     } catch (err) {
       if (!(err instanceof UpdateRefusal)) throw err;

@@ -2,14 +2,20 @@
  * update and the health gate (lib/gate).
  *
  * SEAM(w-gate2): `gateInstallHooks` is the one place update asks for the
- * install hooks of the gate. Branch w-gate2 wires the gate into install as
- * InstallHooks with its own builder; at merge, make this function return
- * that builder's hooks (same request: the span or none, who installs, the
- * policy) and delete the stand-in body below. Until then the stand-in does
- * what the gate's API asks, as closely as InstallHooks allows: the bad list
- * refuses a version before anything is fetched, and the trial starts right
- * after the switch (InstallHooks has no hook between "place" and "activate",
- * where startTrial would rather be called).
+ * install hooks of the gate. Branch w-gate2 adds lib/gate/install-hooks.ts,
+ * whose gateInstallHooks(GateInstallOptions) builds them for install and
+ * update alike (probe files checked on the staged tree, the trial written
+ * between place and switch through its new beforeSwitch hook). At merge,
+ * replace the stand-in body below with:
+ *
+ *   return gateHooksOfGate({ spanMs: options.gate === 'off' ? undefined : options.gate.spanMs,
+ *     operatorDir: options.operatorDir, by: 'update', policy: options.policy, trustDir: options.trustDir });
+ *
+ * (import { gateInstallHooks as gateHooksOfGate } from '../gate/install-hooks.ts'). Until then the
+ * stand-in does what the gate's API asks, as closely as today's InstallHooks
+ * allow: the bad list refuses a version before anything is fetched, and the
+ * trial starts right after the switch (afterActivate, the only hook that
+ * knows the release's folder).
  *
  * `settleOpenTrial`: update decides nothing new while a release is on trial.
  * It advances the open trial one round (as check-health does, under the
@@ -27,6 +33,8 @@ export type GateRequest = { spanMs: number } | 'off';
 
 export interface GateOptions {
   gate: GateRequest;
+  /** The operator's probe folder (default /etc/containai/health.d). */
+  operatorDir?: string;
   /** The policy previous must verify under when a failed trial rolls back. */
   policy: TrustPolicy;
   trustDir?: string;
@@ -34,7 +42,7 @@ export interface GateOptions {
 }
 
 function deps(options: GateOptions): GateDeps {
-  return { by: 'update', policy: options.policy, trustDir: options.trustDir, lockWaitMs: options.lockWaitMs };
+  return { by: 'update', operatorDir: options.operatorDir, policy: options.policy, trustDir: options.trustDir, lockWaitMs: options.lockWaitMs };
 }
 
 /** SEAM(w-gate2): see the module comment. */

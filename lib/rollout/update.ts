@@ -54,6 +54,8 @@ export interface UpdateRequest {
   policy: TrustPolicy;
   rolloutSignerWorkflow?: string;
   gate: GateRequest;
+  /** The operator's probe folder for the trial (default /etc/containai/health.d). */
+  probeDir?: string;
   lockWaitMs: number;
   machineIdFile: string;
   env?: NodeJS.ProcessEnv;
@@ -127,7 +129,7 @@ export async function runUpdate(request: UpdateRequest): Promise<UpdateResult> {
     requests: 0,
     onRequest: () => void run.requests++,
   };
-  const gateOptions = { gate: request.gate, policy: request.policy, lockWaitMs: request.lockWaitMs, trustDir: request.policy.trustDir };
+  const gateOptions = { gate: request.gate, operatorDir: request.probeDir, policy: request.policy, lockWaitMs: request.lockWaitMs, trustDir: request.policy.trustDir };
 
   const trial = await settleOpenTrial(layout, gateOptions);
   const client = new RegistryClient(request.from, { credentials: await pullCredentials(request.from.registry, request.env), fetch: request.fetch, onRequest: run.onRequest });
