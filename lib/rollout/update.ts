@@ -235,6 +235,7 @@ async function readStatement(run: Run, client: RegistryClient, tagDigest: string
     }
     return { kept: { digest: target.digest, subject: target.subject, subjectName: verified.statement.subject.name, predicate: p, bundle, signer: verified.signer } };
   } catch (err) {
+    if (err instanceof UpdateRefusal) throw err;
     // A statement that does not verify (or a replay) is refused; a registry that does not answer is a failure.
     const refused = isContainaiError(err) && (err.code === 'VERIFY' || err.code === 'INPUT');
     return { refusal: await failed(run, err, 'the statement could not be read', { moved, tagDigest }, refused ? 'refused' : 'failed') };
