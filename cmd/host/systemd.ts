@@ -76,7 +76,7 @@ function updateUnits(
     const { signerWorkflow } = policyFromArgs({ ...args, 'signer-workflow': args['rollout-signer-workflow'] });
     policyArgs.push('--rollout-signer-workflow', unitWord(signerWorkflow as string, '--rollout-signer-workflow'));
   }
-  return { installRoot: units.installRoot, binary: units.binary, interval: parseInterval(args['update-interval']), from: unitWord(formatReference(from), '--update-from'), channel, policyArgs };
+  return { installRoot: units.installRoot, binary: units.binary, interval: parseInterval(args['update-interval'], '--update-interval'), from: unitWord(formatReference(from), '--update-from'), channel, policyArgs };
 }
 
 const uninstall = defineCommand({

@@ -55,11 +55,11 @@ export const intervalSchema = z.string().refine((v) => {
   return s !== undefined && s >= 60 && s <= 31557600;
 }, 'must be a systemd time span between 1min and 1y, e.g. 15min, 1h, 1h 30min');
 
-export function parseInterval(value: string): string {
+export function parseInterval(value: string, flag = '--interval'): string {
   const parsed = intervalSchema.safeParse(value);
   if (!parsed.success) {
-    throw new ContainaiError('INPUT', `--interval "${value}" ${parsed.error.issues[0]?.message ?? 'is invalid'}`, {
-      hint: 'see systemd.time(7); for example --interval 15min',
+    throw new ContainaiError('INPUT', `${flag} "${value}" ${parsed.error.issues[0]?.message ?? 'is invalid'}`, {
+      hint: `see systemd.time(7); for example ${flag} 15min`,
     });
   }
   return parsed.data.trim();
