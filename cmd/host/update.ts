@@ -1,4 +1,5 @@
 import { defineCommand } from 'citty';
+import { z } from 'zod';
 import { printJson, printResult } from '../../lib/cli/output.ts';
 import { gateSpanMs } from '../../lib/gate/span.ts';
 import { usageError } from '../../lib/errors.ts';
@@ -35,6 +36,9 @@ export default defineCommand({
     ...jsonArgs,
   },
   async run({ args, rawArgs }) {
+    // The timer runs this on every host every interval: each state file and statement is parsed once per
+    // process, so zod's JIT would compile schemas for a single use (as gate status found).
+    z.config({ jitless: true });
     const policy = policyFromArgs(args);
     const rolloutSignerWorkflow = args['rollout-signer-workflow'] ? policyFromArgs({ ...args, 'signer-workflow': args['rollout-signer-workflow'] }).signerWorkflow : undefined;
     const from = parseRegistryReference(args.from, '--from');

@@ -24,7 +24,7 @@
  */
 import { badReason } from '../gate/bad.ts';
 import { readGateState } from '../gate/state.ts';
-import { advanceTrial, settleTrial, startTrial, type AdvanceResult, type GateDeps } from '../gate/trial.ts';
+import type { AdvanceResult, GateDeps } from '../gate/trial.ts';
 import type { InstallHooks } from '../release/install.ts';
 import type { InstallLayout } from '../release/layout.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
@@ -50,6 +50,8 @@ export function gateInstallHooks(options: GateOptions): InstallHooks {
   return {
     refuseVersion: (layout, version) => badReason(layout, version),
     async afterActivate(layout, version, dirName) {
+      // Loaded here: the trial pulls in the probes and the health checks.
+      const { settleTrial, startTrial } = await import('../gate/trial.ts');
       if (options.gate === 'off') {
         await settleTrial(layout, deps(options), version);
         return;
@@ -63,6 +65,7 @@ export function gateInstallHooks(options: GateOptions): InstallHooks {
 export async function settleOpenTrial(layout: InstallLayout, options: GateOptions): Promise<{ onTrial?: string; advanced?: AdvanceResult }> {
   const state = await readGateState(layout);
   if (!state || (state.decision?.complete && !state.superseded)) return {};
+  const { advanceTrial } = await import('../gate/trial.ts');
   const advanced = await advanceTrial(layout, deps(options));
   return { onTrial: advanced.status === 'on-trial' ? advanced.state?.version : undefined, advanced };
 }

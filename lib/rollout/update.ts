@@ -27,14 +27,13 @@ import { ContainaiError, describeCause, isContainaiError } from '../errors.ts';
 import { readReleaseLink } from '../release/activate.ts';
 import { appendEvent } from '../release/events.ts';
 import { downgradeReason, readFloor } from '../release/floor.ts';
-import { installRelease, type InstallResult } from '../release/install.ts';
+import type { InstallResult } from '../release/install.ts';
 import { CURRENT_LINK, installLayout, isReleaseDirName, versionOfDir, type InstallLayout } from '../release/layout.ts';
 import { badReason } from '../gate/bad.ts';
 import { RegistryClient, type RequestRecord } from '../oci/client.ts';
 import { pullCredentials } from '../oci/credentials.ts';
 import { formatReference, type RegistryReference } from '../oci/reference.ts';
 import { fetchSmallBlob, getManifest, headManifest } from '../oci/registry.ts';
-import { downloadsDir, registryReleaseSource } from '../oci/release-source.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
 import { printableName } from '../text.ts';
 import { classifyChannelManifest, MAX_STATEMENT_BYTES, STATEMENT_TITLE } from './artifact.ts';
@@ -178,6 +177,8 @@ export async function runUpdate(request: UpdateRequest): Promise<UpdateResult> {
       return failed(run, err, 'the kept statement no longer verifies', base, 'refused');
     }
   }
+  // Loaded only to install: a poll that decides anything else never needs the install pipeline.
+  const [{ installRelease }, { downloadsDir, registryReleaseSource }] = await Promise.all([import('../release/install.ts'), import('../oci/release-source.ts')]);
   const source = registryReleaseSource({ ...request.from, tag: undefined, digest: kept.subject.digest }, {
     downloadDir: downloadsDir(request.installRoot),
     env: request.env,

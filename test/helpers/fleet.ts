@@ -8,13 +8,13 @@
  *   front of it, which every host reads through;
  * - hosts: each the compiled containai-host, run as a process of its own
  *   with its own install root, CONTAINAI_STATE_DIR and
- *   CONTAINAI_MACHINE_ID_FILE (random 32 hex digits), so the ramp places
+ *   CONTAINAI_MACHINE_ID_FILE (32 hex digits from a seed), so the ramp places
  *   each one by its own machine id, as on a real fleet;
  * - statements made by the compiled `containai-build rollout --key`. Time
  *   moves by publishing statements whose --start lies in the past, never by
  *   sleeping.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { binaryPath, build, baseEnv, type RunResult } from './cli.ts';
@@ -96,14 +96,18 @@ export interface FleetHost {
   machineId: string;
 }
 
-export function makeHosts(dir: string, count: number): FleetHost[] {
+/**
+ * `count` hosts under dir. Machine ids come from a seed (sha256 of seed and index): the same seed makes
+ * the same fleet, so a test is reproducible; bench/fleet.ts draws a fresh seed per run.
+ */
+export function makeHosts(dir: string, count: number, seed = 'containai-fleet'): FleetHost[] {
   return Array.from({ length: count }, (_, index) => {
     const base = join(dir, `host-${String(index).padStart(3, '0')}`);
     const root = join(base, 'root');
     const stateDir = join(base, 'var-lib');
     mkdirSync(root, { recursive: true, mode: 0o755 });
     mkdirSync(stateDir, { recursive: true });
-    const machineId = randomBytes(16).toString('hex');
+    const machineId = createHash('sha256').update(`${seed}/${index}`).digest('hex').slice(0, 32);
     const machineIdFile = join(base, 'machine-id');
     writeFileSync(machineIdFile, `${machineId}\n`);
     return { index, root, stateDir, machineIdFile, machineId };
@@ -115,6 +119,8 @@ export interface HostRun extends RunResult {
   /** The --json document, when it printed one. */
   json?: Record<string, unknown>;
   ms: number;
+  /** CPU time the process took (user + system), ms. */
+  cpuMs: number;
 }
 
 /** The environment of one host: its own state folder and machine id; no engine (a socket that is not there). */
@@ -132,7 +138,9 @@ async function runHost(host: FleetHost, args: string[]): Promise<HostRun> {
   } catch {
     json = undefined;
   }
-  return { host, code, stdout, stderr, json, ms: performance.now() - started };
+  const usage = proc.resourceUsage();
+  const cpuMs = usage ? Number(usage.cpuTime.user + usage.cpuTime.system) / 1000 : 0;
+  return { host, code, stdout, stderr, json, ms: performance.now() - started, cpuMs };
 }
 
 /** Runs a command on every host, `concurrency` processes at a time; results in host order. */
