@@ -130,7 +130,12 @@ export async function runUpdate(request: UpdateRequest): Promise<UpdateResult> {
   };
   const gateOptions = { gate: request.gate, operatorDir: request.probeDir, policy: request.policy, lockWaitMs: request.lockWaitMs, trustDir: request.policy.trustDir };
 
-  const trial = await settleOpenTrial(layout, gateOptions);
+  let trial: Awaited<ReturnType<typeof settleOpenTrial>>;
+  try {
+    trial = await settleOpenTrial(layout, gateOptions);
+  } catch (err) {
+    return failed(run, err, 'the release on trial could not be judged');
+  }
   const client = new RegistryClient(request.from, { credentials: await pullCredentials(request.from.registry, request.env), fetch: request.fetch, onRequest: run.onRequest });
 
   // poll

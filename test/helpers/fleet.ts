@@ -15,10 +15,11 @@
  *   sleeping.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { binaryPath, build, baseEnv, type RunResult } from './cli.ts';
-import { accessLog, startProxyRegistry, type AccessEntry, type ProxyRegistryService } from './registry.ts';
+import { accessLog, accessSince, startProxyRegistry, type AccessEntry, type ProxyRegistryService } from './registry.ts';
+import { waitFor } from './services.ts';
 import { makeRelease, type Release, type TreeSpec, SMALL_HOST_TREE } from './release.ts';
 import { makeKeyPair, writeKeyPair } from './signing.ts';
 
@@ -170,6 +171,7 @@ export interface LoadCount {
   manifestHeads: number;
   manifestGets: number;
   blobGets: number;
+  /** Bytes of bodies sent (HEADs send none). */
   bytes: number;
   /** GETs of each blob (digest → count). */
   perBlob: Map<string, number>;
@@ -187,9 +189,29 @@ export function countLoad(entries: readonly AccessEntry[], repository: string): 
     manifestHeads: mine.filter((e) => e.method === 'HEAD' && e.path.includes('/manifests/')).length,
     manifestGets: mine.filter((e) => e.method === 'GET' && e.path.includes('/manifests/')).length,
     blobGets: mine.filter((e) => e.method === 'GET' && e.path.includes('/blobs/')).length,
-    bytes: mine.reduce((n, e) => n + e.bytes, 0),
+    // The log gives a HEAD the Content-Length of the body it did not send: only bodies sent count.
+    bytes: mine.filter((e) => e.method !== 'HEAD').reduce((n, e) => n + e.bytes, 0),
     perBlob,
   };
+}
+
+/** The size of a blob in the mirror's storage (distribution's filesystem layout), or -1. */
+export function storedSize(reg: FleetRegistry, hex: string): number {
+  try {
+    return statSync(join(reg.mirror.dir, 'data', 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data')).size;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * Waits until the mirror has stored every blob it served whole since `mark` (distribution's proxy
+ * stores in the background, after it answered): what a later host meets is then a warm mirror, and
+ * the upstream log holds every fetch the phase caused.
+ */
+export async function settleMirror(reg: FleetRegistry, mark: number): Promise<void> {
+  const served = accessSince(reg.mirror, mark).filter((e) => e.method === 'GET' && e.status === 200 && /\/blobs\/sha256:[0-9a-f]{64}$/.test(e.path));
+  await waitFor('the mirror to store the blobs it served', () => served.every((e) => storedSize(reg, e.path.slice(-64)) === e.bytes), 30_000);
 }
 
 export { accessLog };
