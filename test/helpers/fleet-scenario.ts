@@ -24,7 +24,7 @@
  *
  * The checks (bounds, sets, counts) are the caller's; this only gathers.
  */
-import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { RegistryClient } from '../../lib/oci/client.ts';
 import { parseRegistryReference } from '../../lib/oci/reference.ts';
@@ -43,6 +43,7 @@ import {
   onEveryHost,
   publishRelease,
   rollout,
+  settleMirror,
   updateArgs,
   type FleetHost,
   type FleetKeys,
@@ -122,15 +123,6 @@ export function byVersion(hosts: readonly FleetHost[]): Record<string, number[]>
   return out;
 }
 
-/** The size of a blob in the mirror's storage (distribution's filesystem layout), or -1. */
-function storedSize(reg: FleetRegistry, hex: string): number {
-  try {
-    return statSync(join(reg.mirror.dir, 'data', 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data')).size;
-  } catch {
-    return -1;
-  }
-}
-
 async function manifestOf(reg: FleetRegistry, ref: string): Promise<{ digest: string; bytes: Uint8Array; doc: { layers: Array<{ digest: string }> } }> {
   const r = await fetch(`http://${reg.mirror.address}/v2/${reg.repository}/manifests/${ref}`, { headers: { accept: MEDIA_TYPE_IMAGE_MANIFEST } });
   if (r.status !== 200) throw new Error(`${ref}: ${r.status}`);
@@ -186,10 +178,8 @@ export async function runFleetScenario(options: ScenarioOptions): Promise<FleetS
     // The registries write their log line after the response: wait until the mirror's holds every request the hosts made.
     const asked = runs.reduce((n, r) => n + Number(r.json?.requests ?? 0), 0);
     await waitFor('the mirror to log the phase', () => accessSince(reg.mirror, mirrorMark).filter((e) => e.path.startsWith(`/v2/${reg.repository}/`)).length >= asked, 10_000);
-    // The mirror keeps a blob once it has stored it (distribution's proxy stores in the background): wait for
-    // that, so the next phase meets what a later host would, a warm mirror.
-    const served = accessSince(reg.mirror, mirrorMark).filter((e) => e.method === 'GET' && e.status === 200 && /\/blobs\/sha256:[0-9a-f]{64}$/.test(e.path));
-    await waitFor('the mirror to store the blobs it served', () => served.every((e) => storedSize(reg, e.path.slice(-64)) === e.bytes), 30_000);
+    // The next phase meets what a later host would: a warm mirror.
+    await settleMirror(reg, mirrorMark);
     const requests = runs.map((r) => Number(r.json?.requests ?? 0));
     const decisions: Record<string, number> = {};
     for (const r of runs) decisions[String(r.json?.decision ?? 'none')] = (decisions[String(r.json?.decision ?? 'none')] ?? 0) + 1;
