@@ -168,7 +168,7 @@ const grow = (mode: LoadRun['mode'], pick: (r: LoadRun) => number) => {
 };
 console.log(`\n  upstream blob GETs, at once: ${grow('at once', (r) => r.upstream.blobGets)}; ramped: ${grow('ramped', (r) => r.upstream.blobGets)}`);
 console.log(`  upstream manifest HEADs (the mirror asks upstream whether the tag moved, once per host poll): ${grow('ramped', (r) => r.upstream.manifestHeads)}`);
-console.log("  distribution 2.8's proxy fetches a blob it lacks twice (to stream it and to store it) and once more for each request that comes while it fetches: blob GETs grow with the hosts that miss at the same moment, not with the fleet; a ramp's first step warms the mirror for the rest.");
+console.log("  distribution 2.8's proxy fetches a blob it lacks twice (to stream it and to store it) and once more for each request that comes while it fetches (no coalescing): blob GETs count the hosts that miss a blob at the same moment (more in a bigger cold wave), and stop once the mirror has stored it; a ramp's first step warms the mirror for the rest, and the timers' delay spreads the misses.");
 
 for (const d of work) removeDir(d);
 await stopAllServices();
