@@ -19,6 +19,7 @@ export const main = defineCommand({
     verify: () => import('./shared/verify.ts').then((m) => m.default),
     images: () => import('./build/images.ts').then((m) => m.default),
     publish: () => import('./build/publish.ts').then((m) => m.default),
+    rollout: () => import('./build/rollout.ts').then((m) => m.default),
   },
 });
 

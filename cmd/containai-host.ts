@@ -12,6 +12,7 @@ export const main = defineCommand({
   },
   subCommands: {
     install: () => import('./host/install.ts').then((m) => m.default),
+    update: () => import('./host/update.ts').then((m) => m.default),
     rollback: () => import('./host/rollback.ts').then((m) => m.default),
     status: () => import('./host/status.ts').then((m) => m.default),
     prune: () => import('./host/prune.ts').then((m) => m.default),

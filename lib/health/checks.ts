@@ -1,4 +1,5 @@
 /** Every check of the report, in the order it prints. */
+import { channelCheck } from './channel.ts';
 import { diskCheck } from './disk.ts';
 import { engineSecurityCheck } from './engine-security.ts';
 import { engineCheck } from './engine.ts';
@@ -9,4 +10,4 @@ import { releaseCheck } from './release.ts';
 import { trustCheck } from './trust.ts';
 import type { HealthCheck } from './types.ts';
 
-export const HEALTH_CHECKS: readonly HealthCheck[] = [engineCheck, engineSecurityCheck, releaseCheck, gateCheck, profileCheck, diskCheck, registryCheck, trustCheck];
+export const HEALTH_CHECKS: readonly HealthCheck[] = [engineCheck, engineSecurityCheck, releaseCheck, gateCheck, profileCheck, diskCheck, registryCheck, trustCheck, channelCheck];

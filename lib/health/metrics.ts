@@ -20,6 +20,8 @@ import { writeFileAtomic } from '../fs/atomic.ts';
 import { GATE_REPORT_STATES, gateReport, type GateReport } from '../gate/report.ts';
 import { readReleaseLink } from '../release/activate.ts';
 import { CURRENT_LINK, installLayout, type InstallLayout, versionOfDir } from '../release/layout.ts';
+import { DECISIONS } from '../rollout/state.ts';
+import { readChannelFacts, type ChannelFacts } from './channel.ts';
 import type { CheckStatus, HealthReport } from './types.ts';
 
 const STATUSES: readonly CheckStatus[] = ['pass', 'warn', 'fail', 'skip'];
@@ -27,6 +29,8 @@ const LAST_VERIFIED = 'containai_release_last_verified_timestamp_seconds';
 
 export interface MetricsFacts {
   report: HealthReport;
+  /** The update channels this host follows (lib/health/channel.ts). */
+  channels?: ChannelFacts[];
   gate: GateReport;
   release?: { version: string; signer: string };
   rollbacksTotal: number;
@@ -76,8 +80,35 @@ export function formatMetrics(facts: MetricsFacts): string {
     family('containai_rollbacks_total', 'counter', 'Rollbacks on this host, by hand and by the health gate (from state/events.jsonl).', [[undefined, facts.rollbacksTotal]]),
     family('containai_bad_versions', 'gauge', 'How many versions failed their health gate (refused by install and update until --force).', [[undefined, gate.bad.length]]),
     family('containai_bad_version_info', 'gauge', 'Each version that failed its health gate.', gate.bad.map((b): Sample => [{ version: b.version }, 1])),
+    ...channelFamilies(facts.channels ?? []),
   ];
   return `${families.join('\n')}\n`;
+}
+
+const seconds = (iso: string | undefined): number | undefined => (iso === undefined ? undefined : Date.parse(iso) / 1000);
+
+/**
+ * The update channels: one set of samples per channel followed, so a fleet's metrics answer "how many
+ * hosts took v2", "how many wait", "which hosts see a stale channel" with a sum by label.
+ */
+function channelFamilies(channels: readonly ChannelFacts[]): string[] {
+  const per = (value: (c: ChannelFacts) => number | undefined): Sample[] => channels.flatMap((c): Sample[] => (value(c) === undefined ? [] : [[{ channel: c.channel }, value(c) as number]]));
+  return [
+    family(
+      'containai_update_decision',
+      'gauge',
+      'Each update channel, 1 for the decision its last update took and 0 for the others.',
+      channels.flatMap((c) => DECISIONS.map((d): Sample => [{ channel: c.channel, decision: d }, c.decision === d ? 1 : 0])),
+    ),
+    family('containai_update_statement_info', 'gauge', "Each update channel's last verified rollout statement: the version it rolls out.", channels.flatMap((c): Sample[] => (c.version ? [[{ channel: c.channel, version: c.version }, 1]] : []))),
+    family('containai_update_statement_sequence', 'gauge', "The sequence of each channel's last verified statement.", per((c) => c.sequence)),
+    family('containai_update_ramp_share', 'gauge', "The share of hosts (0 to 1) each channel's ramp has reached now.", per((c) => c.share)),
+    family('containai_update_halted', 'gauge', "Whether each channel's statement halts its rollout (1) or not (0).", per((c) => (c.version ? Number(c.halted) : undefined))),
+    family('containai_update_stale', 'gauge', "Whether each channel's statement has expired (1): nothing new is installed from it.", per((c) => (c.version ? Number(c.stale) : undefined))),
+    family('containai_update_statement_expires_timestamp_seconds', 'gauge', "When each channel's statement expires.", per((c) => seconds(c.expires))),
+    family('containai_update_last_poll_timestamp_seconds', 'gauge', 'When update last asked the registry, per channel.', per((c) => seconds(c.lastPoll))),
+    family('containai_update_last_success_timestamp_seconds', 'gauge', 'When update last read a verified statement (or found the channel unmoved), per channel.', per((c) => seconds(c.lastSuccess))),
+  ];
 }
 
 /** Rollbacks the event log records: `rollback` that went through, and gate failures that rolled back. Streamed. */
@@ -124,8 +155,14 @@ export async function writeHealthMetrics(path: string, report: HealthReport, now
   const layout = installLayout(report.installRoot);
   const release = report.checks.find((c) => c.id === 'release');
   const verifiedNow = release !== undefined && (release.status === 'pass' || release.status === 'warn');
-  const [gate, rollbacksTotal, before, info] = await Promise.all([gateReport(layout, now), countRollbacks(layout), verifiedNow ? undefined : previousLastVerified(path), releaseOf(report, layout)]);
-  const text = formatMetrics({ report, gate, release: info, rollbacksTotal, lastVerified: verifiedNow ? now / 1000 : before, now: now / 1000 });
+  const [gate, rollbacksTotal, before, info, channels] = await Promise.all([
+    gateReport(layout, now),
+    countRollbacks(layout),
+    verifiedNow ? undefined : previousLastVerified(path),
+    releaseOf(report, layout),
+    readChannelFacts(report.installRoot, now),
+  ]);
+  const text = formatMetrics({ report, gate, release: info, rollbacksTotal, lastVerified: verifiedNow ? now / 1000 : before, now: now / 1000, channels });
   try {
     await writeFileAtomic(path, text, 0o644);
   } catch (err) {

@@ -41,6 +41,11 @@ import {
 } from './types.ts';
 
 export const RELEASE_ARTIFACT_TYPE = 'application/vnd.containai.release.v1+json';
+/**
+ * A rollout statement on a channel (lib/rollout/artifact.ts): a small manifest whose subject is a
+ * release manifest. Named here so a reader of a channel tag can follow one to its release.
+ */
+export const ROLLOUT_ARTIFACT_TYPE = 'application/vnd.containai.rollout.v1+json';
 
 export const MEDIA_TYPE_SUMS = 'application/vnd.containai.sha256sums.v1';
 export const MEDIA_TYPE_RELEASE_JSON = 'application/vnd.containai.release-manifest.v1+json';

@@ -24,9 +24,9 @@ import { RegistryClient, type ClientOptions } from './client.ts';
 import { pullCredentials } from './credentials.ts';
 import { LayoutReader } from './layout.ts';
 import type { ManifestParts, ReleaseSource } from '../release/source.ts';
-import { formatReference, type LayoutReference, type RegistryReference } from './reference.ts';
+import { DIGEST, formatReference, type LayoutReference, type RegistryReference } from './reference.ts';
 import { fetchSmallBlob, getManifest, headManifest } from './registry.ts';
-import { layerSpec, parseReleaseManifest, requireLayer, type ReleaseArtifact } from './release-artifact.ts';
+import { layerSpec, parseReleaseManifest, requireLayer, ROLLOUT_ARTIFACT_TYPE, type ReleaseArtifact } from './release-artifact.ts';
 import { MAX_MANIFEST_BYTES, MEDIA_TYPE_IMAGE_MANIFEST, type Descriptor } from './types.ts';
 
 export type { ManifestParts, ReleaseParts, ReleaseSource } from '../release/source.ts';
@@ -93,6 +93,17 @@ function partsFrom(small: Map<string, Uint8Array>): ManifestParts {
   };
 }
 
+/** The release digest a rollout manifest names as its subject, or undefined for any other manifest. */
+function rolloutSubject(bytes: Uint8Array): string | undefined {
+  try {
+    const doc = JSON.parse(new TextDecoder().decode(bytes)) as { artifactType?: unknown; subject?: { digest?: unknown } };
+    const digest = doc.subject?.digest;
+    return doc.artifactType === ROLLOUT_ARTIFACT_TYPE && typeof digest === 'string' && DIGEST.test(digest) ? digest : undefined;
+  } catch {
+    return undefined; // parseReleaseManifest says what is wrong with it
+  }
+}
+
 /** The layers open() reads: the manifest and its signature material, nothing large. */
 const SMALL_TITLES = [SUMS_FILE, RELEASE_FILE, ATTESTATION_FILE, SUMS_SIGSTORE_FILE, SUMS_SIG_FILE] as const;
 
@@ -135,7 +146,11 @@ export function registryReleaseSource(ref: RegistryReference, options: RegistryS
     async open() {
       const c = await getClient();
       // One GET resolves the tag and reads the manifest; its digest is computed from the bytes.
-      const fetched = await getManifest(c, reference(), controller.signal);
+      let fetched = await getManifest(c, reference(), controller.signal);
+      // A channel tag that carries a rollout statement (lib/rollout/artifact.ts) leads to its subject,
+      // the release, fetched by digest. The statement is update's to verify; the release is verified as always.
+      const subject = rolloutSubject(fetched.bytes);
+      if (subject) fetched = await getManifest(c, subject, controller.signal);
       artifact = parseReleaseManifest(fetched.bytes, fetched.digest, formatReference(ref));
       // The small layers side by side (the manifest's answer settled the auth): one round trip instead of five.
       const present = SMALL_TITLES.flatMap((title) => {

@@ -57,7 +57,7 @@ export function timerBinary(given: string | undefined, installRoot: string): str
 /** systemd expands % and $ and splits on spaces: refuse a value that would need quoting rather than quote it. */
 const UNIT_SAFE_WORD = /^[A-Za-z0-9._+\-/@:=]+$/;
 
-function unitWord(value: string, flag: string): string {
+export function unitWord(value: string, flag: string): string {
   if (!UNIT_SAFE_WORD.test(value)) {
     throw new ContainaiError('INPUT', `${flag} "${value}" cannot be written into a systemd unit`, { hint: 'use letters, digits and . _ + - / @ : = only' });
   }

@@ -1,5 +1,5 @@
 /**
- * Writing and removing the health timer. Units are written atomically; when
+ * Writing and removing the health timer (and the update timer, when asked). Units are written atomically; when
  * systemd runs (/run/systemd/system exists) systemctl is called with argument
  * arrays, otherwise the commands are returned for the operator to run.
  */
@@ -8,7 +8,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContainaiError, describeCause } from '../errors.ts';
 import { writeFileAtomic } from '../fs/atomic.ts';
-import { SERVICE_NAME, serviceUnit, TIMER_NAME, timerUnit, type UnitOptions } from './units.ts';
+import { SERVICE_NAME, serviceUnit, TIMER_NAME, timerUnit, UPDATE_SERVICE_NAME, UPDATE_TIMER_NAME, updateServiceUnit, updateTimerUnit, type UnitOptions, type UpdateUnitOptions } from './units.ts';
 
 export const SYSTEMD_RUNNING_MARKER = '/run/systemd/system';
 
@@ -52,36 +52,46 @@ async function runAll(commands: string[][], run: boolean): Promise<boolean> {
   return true;
 }
 
-export async function installHealthTimer(units: UnitOptions, options: SystemdOptions): Promise<SystemdResult> {
-  const service = join(options.unitDir, SERVICE_NAME);
-  const timer = join(options.unitDir, TIMER_NAME);
+export async function installHealthTimer(units: UnitOptions, options: SystemdOptions, update?: UpdateUnitOptions): Promise<SystemdResult> {
+  const files: Array<[string, string]> = [
+    [join(options.unitDir, SERVICE_NAME), serviceUnit(units)],
+    [join(options.unitDir, TIMER_NAME), timerUnit(units)],
+    ...(update
+      ? ([
+          [join(options.unitDir, UPDATE_SERVICE_NAME), updateServiceUnit(update)],
+          [join(options.unitDir, UPDATE_TIMER_NAME), updateTimerUnit(update)],
+        ] as Array<[string, string]>)
+      : []),
+  ];
   try {
     await mkdir(options.unitDir, { recursive: true });
-    await writeFileAtomic(service, serviceUnit(units), 0o644);
-    await writeFileAtomic(timer, timerUnit(units), 0o644);
+    for (const [path, text] of files) await writeFileAtomic(path, text, 0o644);
   } catch (err) {
     throw new ContainaiError('PERMISSION', `cannot write the units into ${options.unitDir}: ${describeCause(err)}`, {
       cause: err,
       hint: 'run as root, or pass --unit-dir',
     });
   }
-  const commands = [['daemon-reload'], ['enable', '--now', TIMER_NAME]];
+  const commands = [['daemon-reload'], ['enable', '--now', TIMER_NAME, ...(update ? [UPDATE_TIMER_NAME] : [])]];
   const ran = await runAll(commands, options.runSystemctl ?? systemdIsRunning());
-  return { unitDir: options.unitDir, files: [service, timer], commands, ran };
+  return { unitDir: options.unitDir, files: files.map(([path]) => path), commands, ran };
 }
 
 /**
- * Disables the timer and removes both units. With neither present there is nothing to do: no
+ * Disables the timers and removes their units (the health timer's, and the update timer's when
+ * written). With none present there is nothing to do: no
  * systemctl call, and an empty list of files, which the command reports as "nothing to uninstall"
  * (exit 0: the wanted state, no timer, holds; the line says so, in case --unit-dir was mistyped).
  */
 export async function uninstallHealthTimer(options: SystemdOptions): Promise<SystemdResult> {
-  const present = [join(options.unitDir, TIMER_NAME), join(options.unitDir, SERVICE_NAME)].filter((f) => existsSync(f));
+  const timers = [TIMER_NAME, UPDATE_TIMER_NAME].filter((t) => existsSync(join(options.unitDir, t)));
+  const present = [TIMER_NAME, SERVICE_NAME, UPDATE_TIMER_NAME, UPDATE_SERVICE_NAME].map((u) => join(options.unitDir, u)).filter((f) => existsSync(f));
   if (present.length === 0) return { unitDir: options.unitDir, files: [], commands: [], ran: false };
   const run = options.runSystemctl ?? systemdIsRunning();
+  const disable = ['disable', '--now', ...(timers.length ? timers : [TIMER_NAME])];
   // Disable before removing, while systemd still knows the unit.
-  if (run) await systemctl(['disable', '--now', TIMER_NAME]).catch(() => undefined);
+  if (run) await systemctl(disable).catch(() => undefined);
   for (const file of present) await rm(file, { force: true });
   const ran = await runAll([['daemon-reload']], run);
-  return { unitDir: options.unitDir, files: present, commands: [['disable', '--now', TIMER_NAME], ['daemon-reload']], ran };
+  return { unitDir: options.unitDir, files: present, commands: [disable, ['daemon-reload']], ran };
 }

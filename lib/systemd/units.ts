@@ -1,15 +1,22 @@
 /**
- * The health timer's two units. The service is a hardened oneshot: it may
- * read the system and talk to the Docker socket, and write nowhere but the
- * install root. Settings that would cut it off from the socket (PrivateNetwork,
- * RestrictAddressFamilies without AF_UNIX, PrivateUsers, InaccessiblePaths=/run)
- * are left out on purpose.
+ * The health timer's two units, and the update timer's two. Each service is a
+ * hardened oneshot: it may read the system and talk to the Docker socket, and
+ * write nowhere but the install root. Settings that would cut it off from the
+ * socket (PrivateNetwork, RestrictAddressFamilies without AF_UNIX,
+ * PrivateUsers, InaccessiblePaths=/run) are left out on purpose: the health
+ * report asks the engine, and so do the gate's probes when update advances a
+ * trial.
  */
 import { z } from 'zod';
 import { ContainaiError } from '../errors.ts';
 
 export const SERVICE_NAME = 'containai-health.service';
 export const TIMER_NAME = 'containai-health.timer';
+export const UPDATE_SERVICE_NAME = 'containai-update.service';
+export const UPDATE_TIMER_NAME = 'containai-update.timer';
+export const DEFAULT_UPDATE_INTERVAL = '1h';
+/** Where the update service finds registry credentials (config.json as `docker login` writes it): ProtectHome= hides root's ~/.docker. */
+export const UPDATE_DOCKER_CONFIG = '/etc/containai/docker';
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
 export const DEFAULT_INTERVAL = '15min';
 
@@ -48,11 +55,11 @@ export const intervalSchema = z.string().refine((v) => {
   return s !== undefined && s >= 60 && s <= 31557600;
 }, 'must be a systemd time span between 1min and 1y, e.g. 15min, 1h, 1h 30min');
 
-export function parseInterval(value: string): string {
+export function parseInterval(value: string, flag = '--interval'): string {
   const parsed = intervalSchema.safeParse(value);
   if (!parsed.success) {
-    throw new ContainaiError('INPUT', `--interval "${value}" ${parsed.error.issues[0]?.message ?? 'is invalid'}`, {
-      hint: 'see systemd.time(7); for example --interval 15min',
+    throw new ContainaiError('INPUT', `${flag} "${value}" ${parsed.error.issues[0]?.message ?? 'is invalid'}`, {
+      hint: `see systemd.time(7); for example ${flag} 15min`,
     });
   }
   return parsed.data.trim();
@@ -138,6 +145,89 @@ RandomizedDelaySec=${randomizedDelaySeconds(interval)}s
 # No Persistent=: it only catches up OnCalendar= runs missed while the host was off, and does
 # nothing for OnUnitActiveSec=. A missed health check is not worth catching up; OnBootSec= runs
 # one two minutes after every boot instead.
+
+[Install]
+WantedBy=timers.target
+`;
+}
+
+export interface UpdateUnitOptions {
+  installRoot: string;
+  /** How often to poll the channel. */
+  interval: string;
+  binary: string;
+  /** oci://REGISTRY/REPO, checked and safe in a unit line. */
+  from: string;
+  channel: string;
+  /** update's policy flags (the health check's, plus --rollout-signer-workflow), already safe. */
+  policyArgs: string[];
+}
+
+/** The update service: the health service's sandbox, plus the network to the registry and a long enough run for a download. */
+export function updateServiceUnit({ installRoot, binary, from, channel, policyArgs }: UpdateUnitOptions): string {
+  return `# Written by containai-host systemd install --update-from. Polls the channel once; the timer repeats it.
+[Unit]
+Description=ContainAI update from ${channel}
+Wants=network-online.target
+After=network-online.target docker.service
+
+[Service]
+Type=oneshot
+# As for the health check: the binary lives outside the install root and the policy is spelled out,
+# so whoever can write under the root chooses neither what runs here as root nor whom it trusts.
+ExecStart=${[binary, 'update', '--json', '--from', from, '--channel', channel, '--install-root', installRoot, ...policyArgs].join(' ')}
+# Registry credentials, as \`docker login\` writes them (root-only); ProtectHome= hides /root/.docker.
+Environment=DOCKER_CONFIG=${UPDATE_DOCKER_CONFIG}
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=-${installRoot}
+StateDirectory=containai
+StateDirectoryMode=0700
+PrivateTmp=yes
+ProtectHome=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+# No MemoryDenyWriteExecute: the Bun runtime's JIT needs writable+executable pages.
+SystemCallArchitectures=native
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+CapabilityBoundingSet=
+# Not 0077 as for the health check: an install creates the release's folders, whose modes (0755) the
+# signed manifest names and the verifier checks.
+UMask=0022
+# A payload download on a slow link, and the install lock held by another run.
+TimeoutStartSec=30min
+`;
+}
+
+/**
+ * Up to half the interval, at most 30 minutes: a fleet's polls spread over the registry. FixedRandomDelay=
+ * keeps each host's delay the same from run to run (systemd derives it from the machine id), so the
+ * polls stay spread instead of bunching up by chance.
+ */
+export function updateDelaySeconds(interval: string): number {
+  return Math.max(1, Math.min(1800, Math.floor((parseTimeSpan(interval) ?? 3600) / 2)));
+}
+
+export function updateTimerUnit({ interval, channel }: UpdateUnitOptions): string {
+  return `# Written by containai-host systemd install --update-from.
+[Unit]
+Description=Poll the ContainAI channel ${channel} every ${interval}
+
+[Timer]
+OnBootSec=5min
+OnUnitActiveSec=${interval}
+# Spread a fleet so hosts do not all ask the registry in the same second.
+RandomizedDelaySec=${updateDelaySeconds(interval)}s
+FixedRandomDelay=yes
 
 [Install]
 WantedBy=timers.target

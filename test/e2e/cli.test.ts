@@ -32,8 +32,8 @@ describe.each(BINARIES)('%s', (bin) => {
   test('--help on every command and subcommand answers with usage and exit 0', async () => {
     const paths = await commandPaths(bin);
     const expected = bin === 'containai-build'
-      ? ['profile', 'package', 'sbom', 'sign', 'repack', 'verify', 'images', 'images build', 'images push', 'publish']
-      : ['install', 'rollback', 'status', 'prune', 'verify', 'check-health', 'gate', 'gate status', 'gate pass', 'gate fail', 'systemd', 'systemd install', 'systemd uninstall', 'trust', 'trust status', 'trust update', 'self-update', 'mirror'];
+      ? ['profile', 'package', 'sbom', 'sign', 'repack', 'verify', 'images', 'images build', 'images push', 'publish', 'rollout']
+      : ['install', 'update', 'rollback', 'status', 'prune', 'verify', 'check-health', 'gate', 'gate status', 'gate pass', 'gate fail', 'systemd', 'systemd install', 'systemd uninstall', 'trust', 'trust status', 'trust update', 'self-update', 'mirror'];
     expect(paths.map((p) => p.join(' ')).sort()).toEqual(expected.sort());
     for (const path of paths) {
       const r = await run(bin, [...path, '--help']);
