@@ -94,7 +94,7 @@ export async function judgeTree(dir: string, judge: TreeJudge, skip: ReadonlySet
   const files = entries.filter((e) => e.kind === 'file');
   for (const entry of entries) add(judge.entry({ path: entry.path, type: entry.kind, mode: entry.mode, target: entry.target }));
   const toHash = files.filter((f) => f.identity === undefined || known.get(f.path) !== f.identity).sort((a, b) => b.size - a.size);
-  const digests = await hashFiles(toHash.map((f) => join(dir, f.path)), toHash.reduce((n, f) => n + f.size, 0));
+  const digests = await hashFiles(toHash.map((f) => join(dir, f.path)), toHash.reduce((n, f) => n + f.size, 0), toHash.map((f) => f.size));
   const identities = new Map<string, string>();
   for (const file of files) {
     const hashed = digests.get(join(dir, file.path));
