@@ -10,10 +10,10 @@
  * with zod; a damaged file is an error naming the file, never a silent reset
  * (resetting gate.json would forget a decision, bad.json a refusal).
  */
-import { constants } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { readPlainFile } from '../fs/plain-file.ts';
 import { ContainaiError } from '../errors.ts';
 import { writeFileAtomic } from '../fs/atomic.ts';
 import { assertLayoutFolders } from '../release/guard.ts';
@@ -109,25 +109,12 @@ export type BadEntry = z.infer<typeof BadEntrySchema>;
 
 const BadListSchema = z.object({ format: z.literal(1), versions: z.array(BadEntrySchema) });
 
-/** A state file's text, or undefined when there is none; a link or a huge file is refused. */
+/** A state file's text, or undefined when there is none; a link, a FIFO or a huge file is refused. */
 async function readStateFile(path: string): Promise<string | undefined> {
-  let handle;
-  try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') throw damaged(path, 'is a symlink');
-    throw err;
-  }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw damaged(path, 'is not a regular file');
-    if (info.size > MAX_STATE_BYTES) throw damaged(path, `is ${info.size} bytes (at most ${MAX_STATE_BYTES})`);
-    return await handle.readFile('utf8');
-  } finally {
-    await handle.close();
-  }
+  const read = await readPlainFile(path, MAX_STATE_BYTES);
+  if (read === undefined) return undefined;
+  if ('problem' in read) throw damaged(path, read.problem);
+  return read.bytes.toString('utf8');
 }
 
 function damaged(path: string, why: string): ContainaiError {

@@ -6,11 +6,11 @@
  * and with size limits: whoever can write there must not make root read a
  * FIFO or a file of their choosing elsewhere.
  */
-import { constants } from 'node:fs';
-import { mkdir, open, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ATTESTATION_FILE, INSTALL_RECORD, KEPT_DIR, SIGNATURE_FILES, SUMS_SIG_FILE, SUMS_SIGSTORE_FILE } from '../bundle/layout.ts';
 import { ContainaiError } from '../errors.ts';
+import { readPlainFile } from '../fs/plain-file.ts';
 import type { SignatureSet } from '../manifest/verify.ts';
 import type { InstallRecord } from './record.ts';
 
@@ -37,33 +37,12 @@ export async function writeKept(tree: string, record: InstallRecord, signatures:
   }
 }
 
-/** A small file read through a descriptor opened without following links; undefined when absent. */
+/** A small file read without following links (lib/fs/plain-file.ts); undefined when absent, a VERIFY error when it is not a plain file. */
 export async function readSmallFile(path: string, maxBytes = MAX_KEPT_BYTES): Promise<Uint8Array | undefined> {
-  let handle;
-  try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') throw new ContainaiError('VERIFY', `${path}: is a symlink`);
-    // No permission, an I/O error: the caller says so as it is, not as a finding about the release.
-    throw err;
-  }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new ContainaiError('VERIFY', `${path}: not a regular file`);
-    if (info.size > maxBytes) throw new ContainaiError('VERIFY', `${path}: ${info.size} bytes (at most ${maxBytes})`);
-    const buffer = Buffer.alloc(info.size);
-    let off = 0;
-    while (off < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, off, buffer.length - off, off);
-      if (bytesRead === 0) break;
-      off += bytesRead;
-    }
-    return buffer.subarray(0, off);
-  } finally {
-    await handle.close();
-  }
+  const read = await readPlainFile(path, maxBytes);
+  if (read === undefined) return undefined;
+  if ('problem' in read) throw new ContainaiError('VERIFY', `${path}: ${read.problem}`);
+  return read.bytes;
 }
 
 /** The signature material kept beside a release. */

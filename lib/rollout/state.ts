@@ -19,10 +19,10 @@
  * something refused is read again on the next run (the host's policy may
  * have been fixed meanwhile), at the cost of a manifest, not a payload.
  */
-import { constants } from 'node:fs';
-import { mkdir, open, readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { readPlainFile } from '../fs/plain-file.ts';
 import { ContainaiError } from '../errors.ts';
 import { writeFileAtomic } from '../fs/atomic.ts';
 import { DescriptorSchema } from '../oci/types.ts';
@@ -88,24 +88,10 @@ export async function readChannelState(layout: InstallLayout, channel: string): 
 }
 
 async function readChannelStateFile(path: string): Promise<ChannelState | undefined> {
-  let handle;
-  try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') throw damaged(path, 'is a symlink');
-    throw err;
-  }
-  let text: string;
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw damaged(path, 'is not a regular file');
-    if (info.size > MAX_BYTES) throw damaged(path, `is ${info.size} bytes (at most ${MAX_BYTES})`);
-    text = await handle.readFile('utf8');
-  } finally {
-    await handle.close();
-  }
+  const read = await readPlainFile(path, MAX_BYTES);
+  if (read === undefined) return undefined;
+  if ('problem' in read) throw damaged(path, read.problem);
+  const text = read.bytes.toString('utf8');
   let json: unknown;
   try {
     json = JSON.parse(text);

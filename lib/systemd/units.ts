@@ -86,6 +86,30 @@ export interface UnitOptions {
   policyArgs: string[];
 }
 
+/**
+ * The sandbox both services share: what a run of containai-host may see and do, beyond writing its
+ * install root and state directory (each unit says those). Settings that would cut it off from the
+ * Docker socket or the registry are left out on purpose (see the module comment).
+ */
+const SANDBOX = `PrivateTmp=yes
+ProtectHome=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+# No MemoryDenyWriteExecute: the Bun runtime's JIT needs writable+executable pages.
+SystemCallArchitectures=native
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+CapabilityBoundingSet=
+`;
+
 export function serviceUnit({ installRoot, binary, policyArgs }: UnitOptions): string {
   return `# Written by containai-host systemd install. Runs the health report once; the timer repeats it.
 [Unit]
@@ -105,24 +129,7 @@ ReadWritePaths=-${installRoot}
 # The verification stamp (lib/release/stamp.ts) lives here, outside the install root.
 StateDirectory=containai
 StateDirectoryMode=0700
-PrivateTmp=yes
-ProtectHome=yes
-PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-# No MemoryDenyWriteExecute: the Bun runtime's JIT needs writable+executable pages.
-SystemCallArchitectures=native
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-CapabilityBoundingSet=
-UMask=0077
+${SANDBOX}UMask=0077
 TimeoutStartSec=2min
 `;
 }
@@ -183,24 +190,7 @@ ProtectSystem=strict
 ReadWritePaths=-${installRoot}
 StateDirectory=containai
 StateDirectoryMode=0700
-PrivateTmp=yes
-ProtectHome=yes
-PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-# No MemoryDenyWriteExecute: the Bun runtime's JIT needs writable+executable pages.
-SystemCallArchitectures=native
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-CapabilityBoundingSet=
-# Not 0077 as for the health check: an install creates the release's folders, whose modes (0755) the
+${SANDBOX}# Not 0077 as for the health check: an install creates the release's folders, whose modes (0755) the
 # signed manifest names and the verifier checks.
 UMask=0022
 # A payload download on a slow link, and the install lock held by another run.
