@@ -74,7 +74,7 @@ async function verifyBundleFile(path: string, policy: TrustPolicy): Promise<Outc
         yield chunk;
       }
     };
-    const result = await extractArchive(hashed(opened.payload()), '', { discard: true, checks, label: PAYLOAD_ARCHIVE, topFolder: PAYLOAD_TOP, limits: PAYLOAD_LIMITS });
+    const result = await extractArchive(hashed(opened.payload()), '', { discard: true, keepRecords: false, checks, label: PAYLOAD_ARCHIVE, topFolder: PAYLOAD_TOP, limits: PAYLOAD_LIMITS });
     const payloadSha256 = hasher.digest('hex');
     const listed = parseSingleSum(new TextDecoder().decode(opened.members.get('payload.sha256')), PAYLOAD_ARCHIVE, 'payload.sha256');
     if (listed !== payloadSha256) {
@@ -86,7 +86,7 @@ async function verifyBundleFile(path: string, policy: TrustPolicy): Promise<Outc
     return {
       subject: path,
       signer,
-      rows: { version: manifest?.version, manifest: `sha256:${manifest?.sumsSha256}`, payload: `sha256:${payloadSha256}`, entries: manifest?.entries.size, files: result.files.length, format: 2 },
+      rows: { version: manifest?.version, manifest: `sha256:${manifest?.sumsSha256}`, payload: `sha256:${payloadSha256}`, entries: manifest?.entries.size, files: result.fileCount, format: 2 },
     };
   } finally {
     await opened.close();

@@ -43,7 +43,10 @@ export interface ExtractedFile {
 }
 
 export interface ExtractResult {
+  /** Every file written, unless keepRecords was false. */
   files: ExtractedFile[];
+  /** How many files were written. */
+  fileCount: number;
   directories: string[];
   symlinks: Array<{ path: string; target: string }>;
   /** Sum of the files' sizes. */
@@ -74,6 +77,11 @@ export interface ExtractOptions {
   checks?: ExtractionChecks;
   /** Check and hash every entry, write nothing (`verify --bundle`): dest is not created. */
   discard?: boolean;
+  /**
+   * Keep a record of every file in the result (default true). The manifest's checks judge each file
+   * as it is written and need no list afterwards: on 50,000 files the records alone are ~10 MB.
+   */
+  keepRecords?: boolean;
   /** The archive must hold exactly this one top folder; its contents land directly in dest. */
   topFolder?: string;
   /** Compressed bytes read so far (for a progress bar over the archive's size). */
@@ -141,7 +149,7 @@ export async function extractArchive(source: AsyncIterable<Uint8Array>, dest: st
     if (write) chmodSync(dest, 0o755);
     pool = threads > 0 ? new HashPool(threads) : undefined;
     const hashing = pool;
-    const running = new Extraction(dest, label, limits, options.topFolder, hashing, options.checks, write);
+    const running = new Extraction(dest, label, limits, options.topFolder, hashing, options.checks, write, options.keepRecords !== false);
     extraction = running;
     await readTarStream(counted, running, {
       maxStreamBytes: limits.maxTotalBytes,
@@ -219,7 +227,10 @@ class Extraction {
     private readonly checks: ExtractionChecks | undefined,
     /** False: judge and hash only (nothing is created under dest). */
     private readonly write: boolean,
+    private readonly keepRecords: boolean,
   ) {}
+
+  private fileCount = 0;
 
   /** Throws a refusal recorded from a worker's digest: called between chunks, so extraction stops at once. */
   raiseFailure(): void {
@@ -352,7 +363,8 @@ class Extraction {
           closeSync(fd);
         }
         this.bytes += header.size;
-        this.files.push(record);
+        this.fileCount++;
+        if (this.keepRecords) this.files.push(record);
         hash.end((hex) => {
           record.sha256 = hex;
           if (!checks) return;
@@ -396,6 +408,7 @@ class Extraction {
     }
     return {
       files: this.files,
+      fileCount: this.fileCount,
       directories: dirs,
       symlinks: this.linkList.map((l) => ({ path: l.path, target: l.target })),
       bytes: this.bytes,

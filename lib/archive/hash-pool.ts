@@ -40,7 +40,7 @@ self.onmessage = (event) => {
 `;
 
 /** Unacknowledged bytes allowed before the reader waits for the workers. */
-const MAX_IN_FLIGHT = 32 * 1024 * 1024;
+const MAX_IN_FLIGHT = 16 * 1024 * 1024;
 
 interface Batch {
   segments: Uint8Array[];

@@ -9,7 +9,7 @@
  * business (verify.ts); this module only refuses what no release can be.
  */
 import { KEPT_DIR, RELEASE_FILE, SUMS_FILE } from '../bundle/layout.ts';
-import { parseSums, sha256Bytes } from '../digest.ts';
+import { parseSumsMap, sha256Bytes } from '../digest.ts';
 import { isContainaiError } from '../errors.ts';
 import { quote } from '../archive/policy.ts';
 import { printableName } from '../text.ts';
@@ -45,7 +45,7 @@ export function readSums(sums: Uint8Array): Map<string, string> {
     throw new ReleaseRefusal('manifest', `${SUMS_FILE} is not UTF-8 text`);
   }
   try {
-    return new Map(parseSums(text).map((e) => [e.path, e.sha256]));
+    return parseSumsMap(text);
   } catch (err) {
     throw new ReleaseRefusal('manifest', isContainaiError(err) ? err.message : String(err));
   }
@@ -64,11 +64,10 @@ export function readManifest(sums: Uint8Array, releaseJson: Uint8Array, expected
   const parsed = parseReleaseJson(new TextDecoder().decode(releaseJson));
   if (typeof parsed === 'string') throw new ReleaseRefusal('manifest', parsed);
   if (parsed.format !== 2) throw new ReleaseRefusal('manifest', `${RELEASE_FILE} is of the first format, yet ${SUMS_FILE} came apart from the payload`);
-  const { version, entries: raw } = parsed.json;
+  const { version, entries } = parsed;
   if (expectedVersion !== undefined && version !== expectedVersion) {
     throw new ReleaseRefusal('version', `this is release ${printableName(version)} (its ${RELEASE_FILE}), not ${expectedVersion}`);
   }
-  const entries = new Map(Object.entries(raw));
   checkCoherent(entries, digests);
   return { format: 2, version, sums, sumsSha256: sha256Bytes(sums), digests, entries };
 }

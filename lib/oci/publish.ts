@@ -130,8 +130,8 @@ export async function checkPublishable(releaseDir: string, version: string): Pro
   if (typeof parsed === 'string' || parsed.format !== 2) {
     throw new ContainaiError('INPUT', `${releaseDir}/${RELEASE_FILE} is not a format-2 release.json${typeof parsed === 'string' ? `: ${parsed}` : ''}; nothing was pushed`, { hint: NOT_FORMAT2_HINT });
   }
-  if (parsed.json.version !== version) {
-    throw new ContainaiError('INPUT', `${releaseDir} holds release ${parsed.json.version}, not ${version}; nothing was pushed`, { hint: 'give the version the release was packaged as' });
+  if (parsed.version !== version) {
+    throw new ContainaiError('INPUT', `${releaseDir} holds release ${parsed.version}, not ${version}; nothing was pushed`, { hint: 'give the version the release was packaged as' });
   }
   if (existsSync(join(releaseDir, PAYLOAD_SHA256))) {
     const expected = parseSingleSum(await Bun.file(join(releaseDir, PAYLOAD_SHA256)).text(), PAYLOAD_ARCHIVE, PAYLOAD_SHA256);

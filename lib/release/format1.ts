@@ -263,7 +263,7 @@ export class Format1Judge implements TreeJudge {
 async function checkVersion(treeDir: string, version: string): Promise<ReleaseRefusal | undefined> {
   const parsed = parseReleaseJson(await readFile(join(treeDir, RELEASE_FILE), 'utf8').catch(() => ''));
   if (typeof parsed === 'string') return new ReleaseRefusal('manifest', parsed, { entry: RELEASE_FILE });
-  const named = parsed.format === 1 ? parsed.version : parsed.json.version;
+  const named = parsed.format === 1 ? parsed.version : parsed.version;
   return named === version ? undefined : new ReleaseRefusal('version', `the payload is release ${printableName(named)} (its ${RELEASE_FILE}), not ${version}`, { entry: RELEASE_FILE });
 }
 

@@ -203,6 +203,7 @@ function installSteps(): Step<InstallContext>[] {
             topFolder: PAYLOAD_TOP,
             limits: PAYLOAD_LIMITS,
             checks,
+            keepRecords: false,
             onBytes: (n) => progress.advance(n),
           });
         } finally {
