@@ -26,7 +26,7 @@ import { chmod, readdir, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ContainaiError, describeCause, isContainaiError } from '../errors.ts';
-import { EntryTree } from '../manifest/entry-tree.ts';
+import { EntryTree, parentsFirst } from '../manifest/entry-tree.ts';
 import { checkLinkTarget, entryComponents, type ExtractLimits, HOSTILE_HINT, PAYLOAD_LIMITS, quote } from './policy.ts';
 import { HashPool, startStreamHash, writeFully } from './hash-pool.ts';
 import { archiveError, type EntrySink, fileChunks, readTarStream, type TarHeader } from './tar.ts';
@@ -390,8 +390,8 @@ class Extraction {
     this.checks?.finish();
     // Every link resolved as the kernel will once they exist, and none through another link (lib/manifest/entry-tree.ts).
     const tree = new EntryTree();
-    const paths = [...this.nodes.keys()].filter((p) => p !== '').sort((a, b) => a.split('/').length - b.split('/').length);
-    for (const path of paths) {
+    for (const path of parentsFirst(this.nodes.keys(), (p) => p)) {
+      if (path === '') continue;
       const node = this.nodes.get(path) as Node;
       tree.add(path, node === 'implicit-dir' ? 'dir' : node, this.links.get(path));
     }

@@ -47,6 +47,24 @@ export function pathProblem(path: string, limits: { maxPathBytes: number; maxDep
   return undefined;
 }
 
+/** How many folders deep a relative path is ("a" 0, "a/b" 1), without splitting it. */
+export function pathDepth(path: string): number {
+  let n = 0;
+  for (let i = 0; i < path.length; i++) if (path.charCodeAt(i) === 47) n++;
+  return n;
+}
+
+/**
+ * Items ordered so that every folder comes before what it holds (by depth, shallowest first; the
+ * order within a depth kept), in one pass of buckets: a sort whose comparator split each path
+ * allocated two arrays per comparison, millions on a 50,000-entry tree.
+ */
+export function parentsFirst<T>(items: Iterable<T>, pathOf: (item: T) => string): T[] {
+  const buckets: T[][] = [];
+  for (const item of items) (buckets[pathDepth(pathOf(item))] ??= []).push(item);
+  return buckets.flatMap((bucket) => bucket ?? []);
+}
+
 export class EntryTree {
   readonly root: EntryNode = { kind: 'dir', path: '', parent: undefined, children: new Map() };
   private readonly nodes = new Map<string, EntryNode>([['', this.root]]);

@@ -13,7 +13,7 @@ import { parseSumsMap, sha256Bytes } from '../digest.ts';
 import { isContainaiError } from '../errors.ts';
 import { quote } from '../archive/policy.ts';
 import { printableName } from '../text.ts';
-import { EntryTree, pathProblem } from './entry-tree.ts';
+import { EntryTree, parentsFirst, pathProblem } from './entry-tree.ts';
 import { ReleaseRefusal } from './refusal.ts';
 import { parseReleaseJson, RELEASE_FILE_MAX_BYTES, type ReleaseEntry } from './release-json.ts';
 
@@ -75,9 +75,7 @@ export function readManifest(sums: Uint8Array, releaseJson: Uint8Array, expected
 /** Every rule that ties release.json's entries and SHA256SUMS's lines into one tree. */
 function checkCoherent(entries: ReadonlyMap<string, ReleaseEntry>, digests: ReadonlyMap<string, string>): void {
   const tree = new EntryTree();
-  // Parents before children: sorting by path puts "a" before "a/b" (and before "a-b", which is harmless).
-  const paths = [...entries.keys()].sort((a, b) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0));
-  for (const path of paths) {
+  for (const path of parentsFirst(entries.keys(), (p) => p)) {
     const entry = entries.get(path) as ReleaseEntry;
     const problem = pathProblem(path);
     if (problem) throw new ReleaseRefusal('manifest', `${RELEASE_FILE} lists an entry with ${problem}`, { entry: path });
@@ -101,11 +99,6 @@ function checkCoherent(entries: ReadonlyMap<string, ReleaseEntry>, digests: Read
   if (bad) throw new ReleaseRefusal('link', `-> ${quote(bad.link.target ?? '')} ${bad.problem}`, { entry: bad.link.path });
 }
 
-function depth(path: string): number {
-  let n = 0;
-  for (let i = 0; i < path.length; i++) if (path.charCodeAt(i) === 47) n++;
-  return n;
-}
 
 /** The text rules on a link target itself (where it leads is the tree's business). */
 function pathProblemOfTarget(target: string): string | undefined {

@@ -28,7 +28,7 @@ import { PayloadSumsReader, type PayloadSums } from '../bundle/payload-sums.ts';
 import { ATTESTATION_FILE, bundleFileName, FORMAT1_MEMBERS, type Format1Member, INSTALL_RECORD, isFormat1Member, KEPT_DIR, PAYLOAD_ARCHIVE, PAYLOAD_SHA256, PAYLOAD_TOP, RELEASE_FILE, SUMS_FILE } from '../bundle/layout.ts';
 import { parseSingleSum } from '../digest.ts';
 import { isContainaiError } from '../errors.ts';
-import { EntryTree } from '../manifest/entry-tree.ts';
+import { EntryTree, parentsFirst } from '../manifest/entry-tree.ts';
 import { ReleaseRefusal } from '../manifest/refusal.ts';
 import { parseReleaseJson } from '../manifest/release-json.ts';
 import { readSums } from '../manifest/manifest.ts';
@@ -229,7 +229,7 @@ export class Format1Judge implements TreeJudge {
     const out: ReleaseRefusal[] = [];
     const tree = new EntryTree();
     const byPath = new Map(this.entries.map((e) => [e.path, e]));
-    for (const e of [...this.entries].sort((a, b) => a.path.split('/').length - b.path.split('/').length)) {
+    for (const e of parentsFirst(this.entries, (x) => x.path)) {
       tree.add(e.path, e.type === 'other' ? 'file' : e.type, e.target);
     }
     for (const link of tree.links()) {
