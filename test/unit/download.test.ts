@@ -14,6 +14,7 @@ import { ContainaiError } from '../../lib/errors.ts';
 import { downloadReleaseAsset, type DownloadOptions } from '../../lib/github/download.ts';
 import { removeDir, tempDir } from '../helpers/cli.ts';
 import { makeTestBundle, startReleaseServer } from '../helpers/release-server.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 const work = tempDir('cai-dl-unit-');
 const servers: Server[] = [];
@@ -46,16 +47,6 @@ function options(url: string, extra: Partial<DownloadOptions> = {}): DownloadOpt
   const dir = join(work, `d${n++}`);
   mkdirSync(dir);
   return { baseUrl: url, repo: 'acme/app', version: 'v1.0.0', asset: 'containai-v1.0.0.tar.gz', dest: join(dir, 'bundle.tar.gz'), retries: 2, backoffMs: 1, ...extra };
-}
-
-async function refusal(p: Promise<unknown>): Promise<ContainaiError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ContainaiError);
-    return err as ContainaiError;
-  }
-  throw new Error('expected a refusal');
 }
 
 const BYTES = Buffer.from('the release bundle, as published\n'.repeat(1000));

@@ -18,6 +18,7 @@ import { systemctlShow, type SystemctlShow } from '../../lib/gate/systemctl.ts';
 import type { ExecProbe, FileProbe, HttpProbe, ProbeContext, SystemdProbe } from '../../lib/gate/types.ts';
 import { removeDir, tempDir } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/services.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 const made: string[] = [];
 afterAll(() => made.forEach(removeDir));
@@ -38,16 +39,6 @@ function release(files: Record<string, string>, executables: string[] = []): str
 const probe = (fields: Record<string, unknown>) => JSON.stringify({ name: 'p', ...fields });
 const OK_SCRIPT = '#!/bin/sh\nexit 0\n';
 const MIN = 60_000;
-
-async function refusal(promise: Promise<unknown>): Promise<ContainaiError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof ContainaiError) return err;
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('probe files', () => {
   test('a valid set loads: release-relative argv[0] resolved inside, defaults bounded by the gate', async () => {

@@ -22,6 +22,7 @@ import { acquireLock } from '../../lib/release/lock.ts';
 import { removeDir } from '../helpers/cli.ts';
 import { brokenInvariants, currentDir, gateEvents, makeGateRoot, putOnTrial, type GateRoot, type GateRootOptions } from '../helpers/gate.ts';
 import { tamperWithSums } from '../helpers/installed-release.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 const made: string[] = [];
 afterAll(() => made.forEach(removeDir));
@@ -33,16 +34,6 @@ async function setup(options: GateRootOptions = {}): Promise<{ g: GateRoot; cloc
   made.push(g.root);
   const clock = { t: Date.parse('2026-12-01T10:00:00Z') };
   return { g, clock, deps: { by: 'test', healthChecks: [], operatorDir: g.operatorDir, now: () => clock.t } };
-}
-
-async function refusal(promise: Promise<unknown>): Promise<ContainaiError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof ContainaiError) return err;
-    throw err;
-  }
-  throw new Error('expected a refusal');
 }
 
 describe('deciding a trial', () => {

@@ -15,6 +15,7 @@ import { attachReferrers, EMPTY_CONFIG, listReferrers, referrerManifest } from '
 import { fetchSmallBlob } from '../../lib/oci/registry.ts';
 import { digestOf, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST, type Descriptor } from '../../lib/oci/types.ts';
 import { removeDir, tempDir } from '../helpers/cli.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 const servers: Array<{ stop: (force?: boolean) => void }> = [];
 const dirs: string[] = [];
@@ -61,16 +62,6 @@ async function collect(iterable: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
   for await (const c of iterable) chunks.push(c);
   return Buffer.concat(chunks);
-}
-
-async function refusal(promise: Promise<unknown>): Promise<ContainaiError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ContainaiError);
-    return err as ContainaiError;
-  }
-  throw new Error('expected a refusal');
 }
 
 describe('redirects and credentials', () => {

@@ -5,6 +5,7 @@ import { ContainaiError } from '../../lib/errors.ts';
 import { dockerConfigCredentials, pullCredentials, pushCredentials } from '../../lib/oci/credentials.ts';
 import { redact } from '../../lib/secrets.ts';
 import { removeDir, tempDir } from '../helpers/cli.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeDir));
@@ -14,16 +15,6 @@ function configDir(config: unknown): string {
   dirs.push(dir);
   writeFileSync(join(dir, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config));
   return dir;
-}
-
-async function refusal(promise: Promise<unknown>): Promise<ContainaiError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ContainaiError);
-    return err as ContainaiError;
-  }
-  throw new Error('expected a refusal');
 }
 
 describe("Docker's config.json", () => {

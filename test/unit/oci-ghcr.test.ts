@@ -20,6 +20,7 @@ import { redact } from '../../lib/secrets.ts';
 import { removeDir, tempDir } from '../helpers/cli.ts';
 import { makeRegistryRelease, type RegistryRelease } from '../helpers/registry-release.ts';
 import { freePort, startRegistry, type RegistryService } from '../helpers/services.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeDir));
@@ -119,16 +120,6 @@ async function readRelease(env: NodeJS.ProcessEnv, sent: Sent[]): Promise<string
   } finally {
     await source.close();
   }
-}
-
-async function refusal(promise: Promise<unknown>): Promise<ContainaiError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ContainaiError);
-    return err as ContainaiError;
-  }
-  throw new Error('expected a refusal');
 }
 
 describe('GITHUB_TOKEN for ghcr.io', () => {

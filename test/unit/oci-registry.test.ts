@@ -25,6 +25,7 @@ import { REPO_ROOT, removeDir, tempDir } from '../helpers/cli.ts';
 import { accessSince, accessLog, settleLog, startProxyRegistry, startTokenRegistry, type AccessEntry } from '../helpers/registry.ts';
 import { makeRegistryRelease, type RegistryRelease } from '../helpers/registry-release.ts';
 import { startRegistry, waitFor, type RegistryService } from '../helpers/services.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeDir));
@@ -52,16 +53,6 @@ async function drain(iterable: AsyncIterable<Uint8Array>): Promise<{ bytes: numb
     bytes += chunk.byteLength;
   }
   return { bytes, sha256: hasher.digest('hex') };
-}
-
-async function refusal(promise: Promise<unknown>): Promise<ContainaiError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ContainaiError);
-    return err as ContainaiError;
-  }
-  throw new Error('expected a refusal');
 }
 
 const blobGets = (log: AccessEntry[], digest: string) => log.filter((e) => e.method === 'GET' && e.path.endsWith(`/blobs/${digest}`));

@@ -14,15 +14,7 @@ import { scanTree } from '../../lib/payload/tree.ts';
 import { parseSbom, skippedSbom } from '../../lib/sbom.ts';
 import { tempDir } from '../helpers/cli.ts';
 import { AGENT_MACHINE, elfStandIn, fakeAgents, SMALL_HOST_TREE, writeTree } from '../helpers/release.ts';
-
-async function refusal(p: Promise<unknown>): Promise<ContainaiError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ContainaiError);
-  return err as ContainaiError;
-}
+import { refusal } from '../helpers/refusal.ts';
 
 describe('scanTree', () => {
   test('lists files, folders and links sorted byte-wise, with their modes', async () => {

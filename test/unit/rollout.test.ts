@@ -21,6 +21,7 @@ import { policyFromArgs } from '../../lib/trust/policy.ts';
 import { signDsse } from '../../lib/trust/sign.ts';
 import { digestOf, MEDIA_TYPE_IMAGE_MANIFEST } from '../../lib/oci/types.ts';
 import { ContainaiError } from '../../lib/errors.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 const H = 3600;
 const T0 = Date.parse('2025-03-01T00:00:00Z');
@@ -37,16 +38,6 @@ function predicate(over: Partial<RolloutPredicate> = {}): RolloutPredicate {
     issuedAt: '2025-03-01T00:00:00Z',
     ...over,
   };
-}
-
-async function refusal(promise: Promise<unknown>): Promise<ContainaiError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof ContainaiError) return err;
-    throw err;
-  }
-  throw new Error('expected a refusal');
 }
 
 describe('the ramp', () => {

@@ -17,6 +17,7 @@ import { policyFromArgs } from '../../lib/trust/policy.ts';
 import { signBlob } from '../../lib/trust/sign.ts';
 import { verifyBlob } from '../../lib/trust/verify.ts';
 import { makeKeyPair, sha256Hex, writeKeyPair } from '../helpers/signing.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cai-rotation-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,16 +45,6 @@ async function signed(bytes: Buffer, key: { key: string }, name: string) {
 }
 
 const policy = (trust: string) => policyFromArgs({ 'trust-dir': trust, 'public-good': false });
-
-async function refusal(p: Promise<unknown>): Promise<ContainaiError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ContainaiError) return err;
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('key rotation', () => {
   const both = trustDir('both', [oldKey, newKey]);

@@ -13,6 +13,7 @@ import { verifyArtifact, verifyBlob, verifySigned, type Verdict } from '../../li
 import { writeTarGz } from '../helpers/archives.ts';
 import { handInstall, tamperWithSums } from '../helpers/installed-release.ts';
 import { cosignEncryptedPem, keyDsseBundle, makeKeyPair, makeTestCA, sha256Hex, statement, writeKeyPair } from '../helpers/signing.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cai-trust-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -33,17 +34,6 @@ const rootPath = file(JSON.stringify(ca.trustedRoot), 'root.json');
 
 function policy(args: Record<string, unknown> = {}): TrustPolicy {
   return policyFromArgs({ 'trusted-root': rootPath, 'public-good': false, 'trust-dir': emptyTrustDir, repo: 'acme/widgets', ...args });
-}
-
-async function refusal(p: Promise<unknown>): Promise<ContainaiError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ContainaiError);
-    expect((err as ContainaiError).message).not.toContain('\n');
-    return err as ContainaiError;
-  }
-  throw new Error('expected a refusal');
 }
 
 const attest = (bundles: object[]) => file(bundles.map((b) => JSON.stringify(b)).join('\n') + '\n', 'att.jsonl');
