@@ -11,7 +11,7 @@
 import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SUMS_FILE } from '../bundle/layout.ts';
-import { parseSums, sha256Bytes } from '../digest.ts';
+import { parseSumsMap, sha256Bytes } from '../digest.ts';
 import { ContainaiError, isContainaiError } from '../errors.ts';
 import { printableName } from '../text.ts';
 import { probeKind, PROBE_KINDS } from './probes/index.ts';
@@ -63,7 +63,7 @@ async function releaseFiles(releaseDir: string, out: Collected): Promise<void> {
   if (names.length === 0) return;
   let sums: Map<string, string> | undefined;
   try {
-    sums = new Map(parseSums(await readFile(join(releaseDir, SUMS_FILE), 'utf8')).map((e) => [e.path, e.sha256]));
+    sums = parseSumsMap(await readFile(join(releaseDir, SUMS_FILE), 'utf8'));
   } catch (err) {
     out.problems.push(`${SUMS_FILE}: ${isContainaiError(err) ? err.message : 'missing or unreadable'} (the probes are checked against it)`);
     return;

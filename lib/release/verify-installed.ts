@@ -27,7 +27,7 @@ import { isReleaseRefusal, ReleaseRefusal } from '../manifest/refusal.ts';
 import { EntryJudge, problemLine, readManifest, type SeenEntry, verifyManifestSignature } from '../manifest/verify.ts';
 import type { TrustPolicy } from '../trust/policy.ts';
 import { readReleaseLink, type LinkName } from './activate.ts';
-import { hashFiles } from './hash.ts';
+import { hashFiles } from '../fs/hash-files.ts';
 import { KEPT_FILES, readKeptSignatures, readSmallFile } from './kept.ts';
 import { CURRENT_LINK, installLayout, versionOfDir } from './layout.ts';
 import { describeRelease, type InstalledRelease } from './installed.ts';
