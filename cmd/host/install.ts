@@ -16,7 +16,7 @@ import { describeSigner } from '../../lib/release/record.ts';
 import { bundleFileSource, githubSource, type ReleaseSource } from '../../lib/release/source.ts';
 import { fixForVerification } from '../../lib/release/verify-explain.ts';
 import { verifyInstalledRelease } from '../../lib/release/verify-installed.ts';
-import { DEFAULT_RECORD_POLICY, policyFromRecord } from '../../lib/release/record-policy.ts';
+import { DEFAULT_RECORD_POLICY, policyForInstalled } from '../../lib/release/record-policy.ts';
 import { didYouMeanVersion } from '../../lib/release/versions.ts';
 import { secretFromEnv } from '../../lib/secrets.ts';
 import type { TrustPolicy } from '../../lib/trust/policy.ts';
@@ -154,11 +154,7 @@ async function verifyOnly(root: string, version: string | undefined, given: Trus
       hint: current ? `run it with --version ${current.version}, or without --version` : 'install a release first',
     });
   }
-  let policy = given;
-  if (!policy && current?.record) {
-    const recorded = policyFromRecord(current.record, { ...DEFAULT_RECORD_POLICY, trustDir });
-    policy = { ...recorded, allowUnsigned: recorded.allowUnsigned && allowUnsigned };
-  }
+  const policy = current?.record ? policyForInstalled(current.record, given, { trustDir, allowUnsigned }) : given;
   const result = await verifyInstalledRelease(root, { policy: policy ?? { ...DEFAULT_RECORD_POLICY, trustDir } });
   const release = result.release;
   if (json) printJson({ ok: result.ok, link: result.link, filesChecked: result.filesChecked, bytesChecked: result.bytesChecked, problems: result.problems, release: release && { version: release.version, dir: release.dir, format: release.format, signer: release.record?.signer } });

@@ -44,3 +44,15 @@ export function policyFromRecord(record: InstallRecord, defaults: TrustPolicy): 
   }
   return { ...defaults, repo: signer.sourceRepository ?? record.repo, certOidcIssuer: signer.issuer ?? defaults.certOidcIssuer, allowUnsigned: false };
 }
+
+/**
+ * The policy a command run by hand judges an installed release under (rollback, install
+ * --verify-only): the policy flags when they choose one, else the signer install.json records; an
+ * UNSIGNED record passes only when --allow-unsigned was given, as install asks. Throws as
+ * policyFromRecord does.
+ */
+export function policyForInstalled(record: InstallRecord, given: TrustPolicy | undefined, options: { trustDir?: string; allowUnsigned: boolean }): TrustPolicy {
+  if (given) return given;
+  const recorded = policyFromRecord(record, { ...DEFAULT_RECORD_POLICY, trustDir: options.trustDir });
+  return { ...recorded, allowUnsigned: recorded.allowUnsigned && options.allowUnsigned };
+}

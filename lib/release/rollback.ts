@@ -19,7 +19,7 @@ import { verifyInstalledRelease } from './verify-installed.ts';
 import { CURRENT_LINK, installLayout, PREVIOUS_LINK, versionOfDir } from './layout.ts';
 import { acquireLock } from './lock.ts';
 import { readInstallRecord } from './record.ts';
-import { DEFAULT_RECORD_POLICY, policyFromRecord } from './record-policy.ts';
+import { policyForInstalled } from './record-policy.ts';
 import type { TrustPolicy as ReleasePolicy } from '../trust/policy.ts';
 
 export interface RollbackResult {
@@ -43,8 +43,7 @@ async function previousPolicy(dir: string, options: Omit<RollbackOptions, 'lockW
   const read = await readInstallRecord(dir);
   if (typeof read === 'string') return read;
   try {
-    const policy = policyFromRecord(read.record, { ...DEFAULT_RECORD_POLICY, trustDir: options.trustDir });
-    return { ...policy, allowUnsigned: policy.allowUnsigned && options.allowUnsigned === true };
+    return policyForInstalled(read.record, undefined, { trustDir: options.trustDir, allowUnsigned: options.allowUnsigned === true });
   } catch (err) {
     return err instanceof ContainaiError ? err.message : describeCause(err);
   }
